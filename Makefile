@@ -1,0 +1,50 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install lint typecheck spec bench migrate seed worker clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: install, migrate the embedded SQLite database, seed demo data, serve on :8000 with the jobs in-process
+run: $(STAMP)
+	$(BIN)/hue db upgrade
+	$(BIN)/hue demo seed
+	$(BIN)/hue serve
+
+## make test: the whole suite, on SQLite and (when reachable) on PostgreSQL + Redis
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/ruff format --check app tests bench migrations
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+spec: $(STAMP)
+	$(BIN)/hue spec export
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+migrate: $(STAMP)
+	$(BIN)/hue db upgrade
+
+seed: $(STAMP)
+	$(BIN)/hue demo seed
+
+worker: $(STAMP)
+	$(BIN)/hue worker
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

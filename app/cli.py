@@ -1,0 +1,99 @@
+"""The operators' command line: ``hue serve``, ``hue worker``, ``hue db upgrade``, ``hue demo seed``,
+``hue spec export``. Configuration comes from the environment, as for the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from app.core.settings import ConfigError, Settings, get_settings
+
+__all__ = ["cli", "main"]
+
+cli = typer.Typer(help="Huế citizen super-app backend", no_args_is_help=True, add_completion=False)
+db_cli = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
+demo_cli = typer.Typer(help="Demo data", no_args_is_help=True)
+spec_cli = typer.Typer(help="The OpenAPI document for mobile developers", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(demo_cli, name="demo")
+cli.add_typer(spec_cli, name="spec")
+console = Console(stderr=True)
+
+SPEC_PATH = Path(__file__).resolve().parents[1] / "mobile_api_spec" / "openapi.json"
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def serve(
+    host: str | None = typer.Option(None, help="Address to bind (default HOST or 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="Port (default PORT or 8000)"),
+    workers: int = typer.Option(1, min=1, help="API processes (granian workers)"),
+) -> None:
+    """Serve the API with granian."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    settings = _settings()
+    console.print(f"Serving on http://{host or settings.host}:{port or settings.port}  (docs at /docs)")
+    Granian(
+        "app.asgi:create_app",
+        address=host or settings.host,
+        port=port or settings.port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+    ).serve()
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Migrate the database up to ``revision`` (default: the latest)."""
+    from app.core.migrate import upgrade
+
+    upgrade(_settings().database_url, revision)
+    console.print(f"Database at {revision}.")
+
+
+@db_cli.command("downgrade")
+def db_downgrade(
+    revision: str = typer.Argument(..., help="Target revision, or 'base' for an empty schema"),
+) -> None:
+    """Migrate the database down to ``revision``."""
+    from app.core.migrate import downgrade
+
+    downgrade(_settings().database_url, revision)
+    console.print(f"Database at {revision}.")
+
+
+@spec_cli.command("export")
+def spec_export(path: Path = typer.Option(SPEC_PATH, help="Where to write openapi.json")) -> None:
+    """Write the OpenAPI document generated from the code."""
+    from app.core.openapi import render_spec
+
+    path.write_text(render_spec())
+    console.print(f"Wrote {path}")
+
+
+@demo_cli.command("seed")
+def demo_seed() -> None:
+    """Load the demo data (idempotent) and print the credentials to try it with."""
+    from app.demo import seed_demo
+
+    credentials = asyncio.run(seed_demo(_settings()))
+    console.print_json(json.dumps(credentials, ensure_ascii=False))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,234 @@
+"""Typed settings, read once from environment variables.
+
+Nothing set means embedded development mode: a SQLite file under ``./var/``, in-process stores and the
+development secrets below. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and Redis.
+Every secret is a key ring ``kid:secret[,kid:secret...]`` whose first key signs and all of whose
+keys verify, so keys rotate without downtime.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["ConfigError", "KeyRing", "Settings", "get_settings", "load_settings"]
+
+Environment = Literal["development", "test", "production"]
+
+DEV_KEY_PREFIX = "dev-insecure-"
+"""Development secrets start with this, so production can recognise and refuse them."""
+
+_DEV_SECRETS = {
+    "JWT_KEYS": "dev1:dev-insecure-jwt-signing-key-0123456789abcdef",
+    "PIN_KEYS": "dev1:dev-insecure-pin-pepper-0123456789abcdef",
+    "DATA_KEYS": "dev1:dev-insecure-data-key-0123456789abcdef0123",
+    "AUDIT_KEYS": "dev1:dev-insecure-audit-mac-key-0123456789abcdef",
+    "WEBHOOK_KEYS": "dev1:dev-insecure-webhook-key-0123456789abcdef",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """Secrets by key id. The first key is the active one; all keys are accepted for verification."""
+
+    name: str
+    keys: tuple[tuple[str, bytes], ...]
+
+    @property
+    def active_kid(self) -> str:
+        return self.keys[0][0]
+
+    @property
+    def active_key(self) -> bytes:
+        return self.keys[0][1]
+
+    def get(self, kid: str) -> bytes | None:
+        for key_id, secret in self.keys:
+            if key_id == kid:
+                return secret
+        return None
+
+    @property
+    def is_development(self) -> bool:
+        return any(secret.startswith(DEV_KEY_PREFIX.encode()) for _, secret in self.keys)
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> KeyRing:
+        keys: list[tuple[str, bytes]] = []
+        for part in raw.split(","):
+            kid, sep, secret = part.strip().partition(":")
+            if not sep or not kid or not secret:
+                raise ConfigError(f"{name}: expected 'kid:secret[,kid:secret...]'")
+            if secret.startswith("base64:"):
+                try:
+                    value = base64.b64decode(secret[7:], validate=True)
+                except ValueError as exc:
+                    raise ConfigError(f"{name}: key '{kid}' is not valid base64") from exc
+            else:
+                value = secret.encode()
+            if len(value) < 32:
+                raise ConfigError(f"{name}: key '{kid}' must be at least 32 bytes")
+            if any(kid == existing for existing, _ in keys):
+                raise ConfigError(f"{name}: key id '{kid}' appears twice")
+            keys.append((kid, value))
+        return cls(name=name, keys=tuple(keys))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the process needs to know about its environment."""
+
+    environment: Environment = "development"
+    database_url: str = "sqlite+aiosqlite:///./var/hue.db"
+    redis_url: str | None = None
+    """None means in-process stores (embedded mode)."""
+    redis_prefix: str = "hue:"
+    """Namespace of every Redis key and channel, so several deployments (or test runs) can share a server."""
+    var_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = True
+    run_worker_in_process: bool = True
+    """Embedded mode runs the outbox dispatcher and scheduled jobs inside the API process."""
+    allow_sqlite_in_production: bool = False
+    jwt_issuer: str = "hue-citizen"
+    jwt_audience: str = "hue-citizen-mobile"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    max_json_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024
+    db_pool_size: int = 10
+    jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
+    pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
+    data_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("DATA_KEYS", _DEV_SECRETS["DATA_KEYS"]))
+    audit_keys: KeyRing = field(
+        default_factory=lambda: KeyRing.parse("AUDIT_KEYS", _DEV_SECRETS["AUDIT_KEYS"])
+    )
+    webhook_keys: KeyRing = field(
+        default_factory=lambda: KeyRing.parse("WEBHOOK_KEYS", _DEV_SECRETS["WEBHOOK_KEYS"])
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def key_rings(self) -> tuple[KeyRing, ...]:
+        return (self.jwt_keys, self.pin_keys, self.data_keys, self.audit_keys, self.webhook_keys)
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name}: expected a boolean (true/false), got {raw!r}")
+
+
+def _int(name: str, raw: str, minimum: int = 1) -> int:
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _database_url(raw: str) -> str:
+    if raw.startswith("postgresql://") or raw.startswith("postgres://"):
+        raw = "postgresql+asyncpg://" + raw.split("://", 1)[1]
+    if not (raw.startswith("postgresql+asyncpg://") or raw.startswith("sqlite+aiosqlite:///")):
+        raise ConfigError(
+            "DATABASE_URL: expected postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path, "
+            f"got scheme {raw.split(':', 1)[0]!r}"
+        )
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default: the process environment), refusing bad or unsafe values."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    environment = env.get("APP_ENV", "development")
+    if environment not in ("development", "test", "production"):
+        raise ConfigError(f"APP_ENV: expected development, test or production, got {environment!r}")
+    values["environment"] = environment
+    var_dir = Path(env.get("VAR_DIR", "./var"))
+    values["var_dir"] = var_dir
+    values["database_url"] = _database_url(
+        env.get("DATABASE_URL", f"sqlite+aiosqlite:///{(var_dir / 'hue.db').as_posix()}")
+    )
+    if redis_url := env.get("REDIS_URL"):
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {redis_url!r}")
+        values["redis_url"] = redis_url
+    values["redis_prefix"] = env.get("REDIS_PREFIX", "hue:")
+    values["host"] = env.get("HOST", "127.0.0.1")
+    if "PORT" in env:
+        values["port"] = _int("PORT", env["PORT"])
+    log_level = env.get("LOG_LEVEL", "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    values["log_level"] = log_level
+    for var, attr in (
+        ("LOG_JSON", "log_json"),
+        ("RUN_WORKER_IN_PROCESS", "run_worker_in_process"),
+        ("ALLOW_SQLITE_IN_PRODUCTION", "allow_sqlite_in_production"),
+    ):
+        if var in env:
+            values[attr] = _bool(var, env[var])
+    if "RUN_WORKER_IN_PROCESS" not in env and environment == "production":
+        values["run_worker_in_process"] = False
+    for var, attr in (
+        ("ACCESS_TOKEN_TTL_SECONDS", "access_token_ttl_seconds"),
+        ("REFRESH_TOKEN_TTL_SECONDS", "refresh_token_ttl_seconds"),
+        ("MAX_JSON_BODY_BYTES", "max_json_body_bytes"),
+        ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
+        ("DB_POOL_SIZE", "db_pool_size"),
+    ):
+        if var in env:
+            values[attr] = _int(var, env[var])
+    for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
+        if var in env:
+            values[attr] = env[var]
+    for var, default in _DEV_SECRETS.items():
+        values[var.lower()] = KeyRing.parse(var, env.get(var, default))
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _refuse_unsafe_production(settings)
+    return settings
+
+
+def _refuse_unsafe_production(settings: Settings) -> None:
+    if not settings.is_production:
+        return
+    for ring in settings.key_rings:
+        if ring.is_development:
+            raise ConfigError(
+                f"{ring.name}: production refuses the embedded development secret; set a real key"
+            )
+    if settings.is_sqlite and not settings.allow_sqlite_in_production:
+        raise ConfigError(
+            "DATABASE_URL: production refuses SQLite; set a PostgreSQL URL or ALLOW_SQLITE_IN_PRODUCTION=true"
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()

@@ -1,0 +1,36 @@
+"""Demo data for ``make run``: a Huế household and the people around it, loaded idempotently.
+
+Each module contributes a seeder; the seeders run in dependency order and return the credentials and ids
+a newcomer needs to try the API from /docs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.core.db import Database
+from app.core.settings import Settings
+
+__all__ = ["DemoSeeder", "seed_demo", "seeders"]
+
+DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
+"""Adds a module's demo rows (idempotently) and writes what a newcomer needs into the shared dict."""
+
+
+def seeders() -> list[DemoSeeder]:
+    """Every module's seeder, in dependency order."""
+    return []
+
+
+async def seed_demo(settings: Settings) -> dict[str, Any]:
+    if settings.is_production:
+        raise RuntimeError("demo data is never loaded into production")
+    db = Database(settings)
+    credentials: dict[str, Any] = {"docs": f"http://{settings.host}:{settings.port}/docs"}
+    try:
+        for seed in seeders():
+            await seed(db, settings, credentials)
+    finally:
+        await db.dispose()
+    return credentials

@@ -1,0 +1,7 @@
+"""Imports every module's tables so that ``Base.metadata`` (and Alembic) sees the whole schema."""
+
+from __future__ import annotations
+
+from app.core import models as core_models  # noqa: F401
+
+__all__: list[str] = []
