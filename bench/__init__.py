@@ -1,0 +1,1 @@
+"""Benchmarks of the money paths, printed as ratios to the raw-SQL baselines in ../shared/bench (`make bench`)."""
