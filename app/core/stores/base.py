@@ -53,7 +53,9 @@ class Counters(ABC):
 
 class Lock(ABC):
     @abstractmethod
-    def hold(self, name: str, ttl_seconds: float, wait_seconds: float = 0) -> AbstractAsyncContextManager[bool]:
+    def hold(
+        self, name: str, ttl_seconds: float, wait_seconds: float = 0
+    ) -> AbstractAsyncContextManager[bool]:
         """Hold ``name`` for at most ``ttl_seconds`` (so a crashed holder frees it); yields whether it was won."""
 
 
