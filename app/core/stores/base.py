@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-__all__ = ["Cache", "Counters", "Hit", "Lock", "PubSub", "StoreUnavailable", "Stores"]
+__all__ = ["Cache", "Counters", "Hit", "Lock", "PubSub", "StoreUnavailableError", "Stores"]
 
 
-class StoreUnavailable(RuntimeError):
-    """The backing store (Redis) cannot be reached. Callers decide: fail closed (OTP, sign-in) or fall back."""
+class StoreUnavailableError(RuntimeError):
+    """The backing store (Redis) cannot be reached.
+
+    Callers decide: fail closed (OTP, sign-in) or fall back (payment rate limits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ class Lock(ABC):
     def hold(
         self, name: str, ttl_seconds: float, wait_seconds: float = 0
     ) -> AbstractAsyncContextManager[bool]:
-        """Hold ``name`` for at most ``ttl_seconds`` (so a crashed holder frees it); yields whether it was won."""
+        """Hold ``name`` for at most ``ttl_seconds``, so a crashed holder frees it; yields whether it was won."""
 
 
 class PubSub(ABC):
