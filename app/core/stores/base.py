@@ -58,7 +58,7 @@ class Lock(ABC):
     def hold(
         self, name: str, ttl_seconds: float, wait_seconds: float = 0
     ) -> AbstractAsyncContextManager[bool]:
-        """Hold ``name`` for at most ``ttl_seconds``, so a crashed holder frees it; yields whether it was won."""
+        """Hold ``name`` at most ``ttl_seconds`` (a crashed holder frees it); yields whether it was won."""
 
 
 class PubSub(ABC):
