@@ -85,7 +85,11 @@ class ServicesCatalogueController(Controller):
         ] = None,
         field: Annotated[
             str | None,
-            QueryParameter(description="Only this field (lĩnh vực), e.g. `Hộ tịch`", max_length=200),
+            QueryParameter(
+                description="Only this field (lĩnh vực), exactly or by its beginning: `Hộ tịch` matches "
+                "`Hộ tịch (civil status)`",
+                max_length=200,
+            ),
         ] = None,
         agency: Annotated[
             str | None,

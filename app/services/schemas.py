@@ -79,7 +79,9 @@ class FeeLine(Struct, kw_only=True, forbid_unknown_fields=True):
     kind: FeeKind
     """``fee`` (phí) or ``charge`` (lệ phí): they are receipted separately."""
     name_vi: Name
+    """Name of the line as on the e-receipt, e.g. ``Lệ phí đăng ký khai sinh``."""
     name_en: Name | None = None
+    """English name, when known."""
     amount_vnd: Annotated[int, Meta(ge=0)] | None
     """Amount in đồng per unit. ``null``: the fee exists but its amount (set by the provincial council) is
     not configured yet: it is NOT free, and a dossier cannot be billed for it until an admin sets it."""
@@ -88,19 +90,23 @@ class FeeLine(Struct, kw_only=True, forbid_unknown_fields=True):
     optional: bool = False
     """Charged only when the applicant asks for it (e.g. extra certified copies)."""
     note: Text | None = None
+    """Legal basis, exemptions or tiers, as free text."""
 
 
 class FeeCase(Struct, kw_only=True, forbid_unknown_fields=True):
     """One alternative of a fee schedule: the lines charged together, and when they are collected."""
 
     code: Code
+    """Stable within the schedule, e.g. ``case_1`` or ``exempt_groups``; a dossier records its case."""
     name_vi: Name
     """Who or what this case is for, e.g. ``Nộp trực tuyến`` or ``Sinh viên, người có công``."""
     name_en: Name | None = None
+    """English description, when known."""
     collection: Collection
     """``first``: paid before processing (paying starts the clock); ``after``: paid once processed, before
     the result is released; ``exempt``: nothing is charged."""
     lines: list[FeeLine] = msgspec.field(default_factory=list)
+    """The lines charged together in this case (never lines of another case)."""
     groups: list[Name] = msgspec.field(default_factory=list)
     """Applicant groups this case applies to (for an exempt case: who is exempt)."""
     default: bool = False
@@ -111,16 +117,22 @@ class FeeSchedule(Struct, kw_only=True, forbid_unknown_fields=True):
     """The fee cases of a procedure; no cases means the procedure is free of charge."""
 
     cases: list[FeeCase] = msgspec.field(default_factory=list)
+    """The alternatives; exactly one is the default."""
 
 
 class RequiredDocument(Struct, kw_only=True, forbid_unknown_fields=True):
     """A document the applicant must (or may) attach."""
 
     code: Code
+    """Stable code, e.g. ``application_form``."""
     name_vi: Name
+    """What to attach, in Vietnamese."""
     name_en: Name | None = None
+    """English name, when known."""
     required: bool = True
+    """False for a document needed only in some cases."""
     note: Text | None = None
+    """When it is needed, how many copies, templates."""
 
 
 # --- Agencies ---------------------------------------------------------------------------------------------
@@ -130,9 +142,11 @@ class AgencyRef(Struct, kw_only=True):
     """An agency in a procedure's chain."""
 
     code: str
+    """Agency code."""
     name_vi: str
     """Vietnamese name, e.g. ``UBND phường Phú Xuân``."""
     name_en: str | None
+    """English name, when known."""
     level: str
     """``province``, ``commune``, ..."""
 
@@ -143,7 +157,9 @@ class AgencyOut(Struct, kw_only=True):
     code: str
     """Stable agency code (also the prefix of its dossier codes)."""
     name_vi: str
+    """Vietnamese name."""
     name_en: str | None
+    """English name, when known."""
     level: str
     """``province``, ``commune``, ..."""
     treasury_account: str | None
@@ -156,11 +172,15 @@ class AgencyPut(Struct, kw_only=True, forbid_unknown_fields=True):
     """Create or replace an agency."""
 
     name_vi: Name
+    """Vietnamese name."""
     name_en: Name | None = None
+    """English name."""
     level: Level
+    """``province``, ``commune``, ``ministry``, ... (lower-case letters and ``_``)."""
     treasury_account: Annotated[str, Meta(min_length=1, max_length=80)] | None = None
     """Beneficiary account at the State Treasury for the fees it collects."""
     active: bool = True
+    """Whether it receives dossiers."""
 
 
 # --- Procedures -------------------------------------------------------------------------------------------
@@ -172,7 +192,9 @@ class ProcedureSummary(Struct, kw_only=True):
     code: str
     """National procedure code, e.g. ``1.001193``."""
     name_vi: str
+    """Official Vietnamese name."""
     name_en: str | None
+    """English name, when known."""
     field: str
     """Field (lĩnh vực), e.g. ``Hộ tịch (civil status)``."""
     level: str
@@ -190,6 +212,7 @@ class ProcedurePage(Struct, kw_only=True):
     """One page of procedures."""
 
     items: list[ProcedureSummary]
+    """Procedures of this page, in code order."""
     next_cursor: str | None
     """Pass as ``cursor`` for the next page; null on the last page."""
 
@@ -200,7 +223,9 @@ class ProcedureDetail(Struct, kw_only=True):
     code: str
     """National procedure code."""
     name_vi: str
+    """Official Vietnamese name."""
     name_en: str | None
+    """English name, when known."""
     field: str
     """Field (lĩnh vực)."""
     level: str
@@ -228,6 +253,7 @@ class ProcedureDetail(Struct, kw_only=True):
     sources: list[str]
     """Where the data was taken from."""
     updated_at: datetime
+    """Last change of the catalogue entry (UTC)."""
 
 
 class ProcedureUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -237,17 +263,22 @@ class ProcedureUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
     agency_chain: Annotated[list[Code], Meta(min_length=1, max_length=10)] | UnsetType = UNSET
     """Agency codes in handling order; every one must be in the catalogue."""
     documents: list[RequiredDocument] | UnsetType = UNSET
+    """The documents to attach, replacing the list."""
     fee_schedule: FeeSchedule | UnsetType = UNSET
+    """The fee cases, replacing the schedule (rules: see the route)."""
     return_channels: Annotated[list[ReturnChannel], Meta(min_length=1)] | UnsetType = UNSET
+    """``desk``, ``online``, ``post``."""
     processing_days: Annotated[int, Meta(ge=0, le=365)] | UnsetType | None = UNSET
     """Working days; null when no statutory time applies."""
     online: OnlineLevel | UnsetType = UNSET
+    """``full`` (toàn trình) or ``partial`` (một phần)."""
 
 
 class DeadlineOut(Struct, kw_only=True):
     """When a dossier received at ``received_at`` would be due."""
 
     received_at: datetime
+    """The instant asked about (UTC)."""
     clock_starts_at: datetime
     """The first working instant at or after ``received_at`` (after closing: the next working morning)."""
     due_at: datetime
@@ -256,6 +287,7 @@ class DeadlineOut(Struct, kw_only=True):
     """True when the count passes through a year whose holiday schedule is not announced yet (or a day off
     not yet confirmed): the date may still move."""
     processing_days: int
+    """The procedure's processing time in working days."""
 
 
 # --- Holiday table ----------------------------------------------------------------------------------------
@@ -265,19 +297,24 @@ class CalendarDayOut(Struct, kw_only=True):
     """A day off or a worked Saturday."""
 
     date: date
+    """The day (in Asia/Ho_Chi_Minh)."""
     kind: DayKind
     """``holiday`` / ``swap_off``: no work; ``swap_work``: a Saturday worked in exchange for a day off."""
     name_vi: str
+    """Vietnamese name, e.g. ``Tết Nguyên đán``."""
     name_en: str | None
+    """English name."""
     status: str
     """``official`` when announced; other values make deadlines across the day provisional."""
     note: str | None
+    """Source or remark."""
 
 
 class CalendarYearOut(Struct, kw_only=True):
     """A year of the holiday table."""
 
     year: int
+    """The calendar year."""
     announced: bool
     """Whether the year's schedule is loaded as announced. If not, the statutory holidays (fixed dates and
     the lunar ones as computed) are counted too and deadlines in the year are provisional."""
@@ -289,16 +326,22 @@ class CalendarDayPut(Struct, kw_only=True, forbid_unknown_fields=True):
     """Set one day of the holiday table."""
 
     kind: DayKind
+    """``holiday`` or ``swap_off`` (a weekday off), ``swap_work`` (a weekend day worked)."""
     name_vi: Name
+    """Vietnamese name."""
     name_en: Name | None = None
+    """English name."""
     status: DayStatus = "official"
+    """``official`` once announced; other values keep deadlines across the day provisional."""
     note: Text | None = None
+    """Source (the announcing document) or remark."""
 
 
 class CalendarDayIn(CalendarDayPut, kw_only=True, forbid_unknown_fields=True):
     """One day of a year's schedule."""
 
     date: date
+    """The day, in the year being loaded."""
 
 
 class CalendarYearIn(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -307,6 +350,7 @@ class CalendarYearIn(Struct, kw_only=True, forbid_unknown_fields=True):
     announced: bool = True
     """Load as the announced schedule (deadlines in the year stop being provisional)."""
     days: Annotated[list[CalendarDayIn], Meta(max_length=200)] = msgspec.field(default_factory=list)
+    """Days off and worked weekend days (weekends are implicit)."""
 
 
 # --- Status model -----------------------------------------------------------------------------------------
@@ -316,7 +360,9 @@ class TransitionOut(Struct, kw_only=True):
     """An allowed move of a dossier."""
 
     source: str
+    """Status before the move."""
     target: str
+    """Status after the move."""
     action: str
     """The business action, e.g. ``accept``, ``request_supplement``, ``fee_paid``."""
     actors: list[str]
@@ -333,14 +379,19 @@ class StatusOut(Struct, kw_only=True):
     code: int
     """Portal code 1–10."""
     name_vi: str
+    """The portal's Vietnamese name, e.g. ``Đang xử lý``."""
     meaning_en: str
+    """What it means, in English."""
     clock: str
     """``not_started``, ``running``, ``paused`` or ``stopped``."""
     terminal: bool
+    """No move leaves this status."""
 
 
 class StatusModelOut(Struct, kw_only=True):
     """The dossier status model: every status and every allowed move."""
 
     statuses: list[StatusOut]
+    """The ten statuses, by code."""
     transitions: list[TransitionOut]
+    """Every allowed move."""

@@ -12,7 +12,7 @@ import binascii
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -333,11 +333,8 @@ async def search_procedures(
     if online:
         query = query.where(Procedure.online == online)
     if field_name:
-        query = query.where(
-            or_(
-                Procedure.field == field_name, Procedure.search_text.like(_like(normalize_search(field_name)))
-            )
-        )
+        prefix = _like(field_name)[1:]  # "Hộ tịch" matches "Hộ tịch (civil status)"
+        query = query.where(or_(Procedure.field == field_name, Procedure.field.like(prefix, escape="\\")))
     if agency:
         query = query.where(
             Procedure.code.in_(
@@ -643,7 +640,7 @@ async def estimate_deadline(
     calendar = await work_calendar(session, settings)
     deadline = calendar.add_working_days(received_at, row.processing_days)
     return DeadlineOut(
-        received_at=received_at,
+        received_at=received_at.astimezone(UTC),
         clock_starts_at=calendar.next_opening(received_at),
         due_at=deadline.at,
         provisional=deadline.provisional,

@@ -24,6 +24,7 @@ async def test_due_date_across_tet_and_after_closing(
     # Birth registration, 1 working day. Fri 13/02/2026 16:30 (+07): 30 min that day, the Tết break
     # Sat 14 – Sun 22/02, then Mon 23/02 07:00–11:30 and 13:30–16:30 -> 16:30 (+07) = 09:30 UTC.
     body = await _due(client, "1.001193", "2026-02-13T16:30:00+07:00")
+    assert body["received_at"] == "2026-02-13T09:30:00Z"
     assert body["due_at"] == "2026-02-23T09:30:00Z"
     assert body["provisional"] is False
     assert body["processing_days"] == 1
