@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -51,14 +51,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     db = Database(settings)
     # Short timeouts and a single immediate retry (for a pooled connection that died): Redis is an
-    # accelerator, so a request must not wait long on it; the stores then pause it for a cool-down.
+    # accelerator, so a request must not wait long on it; the stores then pause it for a cool-down. A burst
+    # of requests waits for one of 64 connections instead of failing as if Redis were down.
     redis = (
-        Redis.from_url(
-            settings.redis_url,
-            socket_timeout=1,
-            socket_connect_timeout=1,
-            socket_keepalive=True,
-            retry=Retry(NoBackoff(), retries=1),
+        Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=64,
+                timeout=2,
+                socket_timeout=1,
+                socket_connect_timeout=1,
+                socket_keepalive=True,
+                retry=Retry(NoBackoff(), retries=1),
+            )
         )
         if settings.redis_url
         else None

@@ -37,6 +37,7 @@ from app.core.settings import ConfigError, RateRule, Settings, load_settings
 from app.core.stores import build_stores
 from app.core.stores.memory import memory_stores
 from tests.conftest import IN_CI, Backend, assert_problem
+from tests.core.conftest import StoreEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = {
@@ -95,9 +96,9 @@ async def limited(backend_env: Backend) -> AsyncIterator[tuple[AsyncTestClient[L
 
 
 @pytest.fixture
-async def limiter(backend_env: Backend) -> AsyncIterator[RateLimiter]:
+async def limiter(store_env: StoreEnv) -> AsyncIterator[RateLimiter]:
     """The limiter as the app builds it, on this test's own event loop and Redis client."""
-    settings = backend_env.settings(**LIMITS)
+    settings = store_env.settings(**LIMITS)
     client = RedisClient.from_url(settings.redis_url) if settings.redis_url else None
     yield RateLimiter.from_settings(settings, build_stores(settings, client))
     if client is not None:
@@ -246,17 +247,17 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
 
 
 @pytest.mark.postgres_only
-def test_limit_holds_across_two_processes(backend_env: Backend) -> None:
+def test_limit_holds_across_two_processes(store_env: StoreEnv) -> None:
     """Two OS processes, started together, each fire 15 concurrent requests at one key limited to 10."""
-    assert backend_env.redis_url
+    assert store_env.redis_url
     workers = [
         subprocess.Popen(  # noqa: S603
             [
                 sys.executable,
                 "-m",
                 "tests.core.ratelimit_worker",
-                backend_env.redis_url,
-                backend_env.redis_prefix,
+                store_env.redis_url,
+                store_env.redis_prefix,
                 "15",
                 "10",
             ],

@@ -16,12 +16,12 @@ from redis.asyncio import Redis
 from app.core.stores import Stores, StoreUnavailableError, build_stores
 from app.core.stores.memory import MemoryCache, MemoryCounters, MemoryLock
 from app.core.stores.redis import redis_stores
-from tests.conftest import Backend
+from tests.core.conftest import StoreEnv
 
 
 @pytest.fixture
-async def stores(backend_env: Backend) -> AsyncIterator[Stores]:
-    settings = backend_env.settings()
+async def stores(store_env: StoreEnv) -> AsyncIterator[Stores]:
+    settings = store_env.settings()
     client = Redis.from_url(settings.redis_url) if settings.redis_url else None
     yield build_stores(settings, client)
     if client is not None:
@@ -29,10 +29,10 @@ async def stores(backend_env: Backend) -> AsyncIterator[Stores]:
 
 
 @pytest.fixture
-async def raw_redis(backend_env: Backend) -> AsyncIterator[Redis]:
+async def raw_redis(store_env: StoreEnv) -> AsyncIterator[Redis]:
     """A plain client on the shared test Redis, to look at keys the way an operator would."""
-    assert backend_env.redis_url
-    client = Redis.from_url(backend_env.redis_url)
+    assert store_env.redis_url
+    client = Redis.from_url(store_env.redis_url)
     yield client
     await client.aclose()
 
@@ -45,10 +45,10 @@ class FakeClock:
         return self.now
 
 
-def test_backend_follows_configuration(backend_env: Backend) -> None:
-    settings = backend_env.settings()
+def test_backend_follows_configuration(store_env: StoreEnv) -> None:
+    settings = store_env.settings()
     client = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    assert build_stores(settings, client).backend == ("redis" if backend_env.is_postgres else "memory")
+    assert build_stores(settings, client).backend == ("redis" if store_env.is_redis else "memory")
 
 
 # --- cache -----------------------------------------------------------------------------------------------
@@ -88,12 +88,12 @@ async def test_memory_cache_entries_expire_and_stay_bounded() -> None:
 
 @pytest.mark.postgres_only
 async def test_redis_cache_is_prefixed_and_expires(
-    stores: Stores, raw_redis: Redis, backend_env: Backend
+    stores: Stores, raw_redis: Redis, store_env: StoreEnv
 ) -> None:
     await stores.cache.set("page", b"html", ttl_seconds=30)
-    assert await raw_redis.get(backend_env.redis_prefix + "page") == b"html"
+    assert await raw_redis.get(store_env.redis_prefix + "page") == b"html"
     assert await raw_redis.get("page") is None
-    assert 0 < await raw_redis.pttl(backend_env.redis_prefix + "page") <= 30_000
+    assert 0 < await raw_redis.pttl(store_env.redis_prefix + "page") <= 30_000
 
 
 # --- counters --------------------------------------------------------------------------------------------
@@ -139,15 +139,15 @@ async def test_memory_counters_forget_expired_keys() -> None:
 
 @pytest.mark.postgres_only
 async def test_redis_counter_vanishes_after_its_window(
-    stores: Stores, raw_redis: Redis, backend_env: Backend
+    stores: Stores, raw_redis: Redis, store_env: StoreEnv
 ) -> None:
     await stores.counters.hit("burst", window_seconds=1)
     await asyncio.sleep(0.4)
     await stores.counters.hit("burst", window_seconds=1)
-    assert await raw_redis.pttl(backend_env.redis_prefix + "burst") <= 600, "the window was not extended"
+    assert await raw_redis.pttl(store_env.redis_prefix + "burst") <= 600, "the window was not extended"
     await asyncio.sleep(0.7)
     assert await stores.counters.peek("burst") is None
-    assert await raw_redis.exists(backend_env.redis_prefix + "burst") == 0
+    assert await raw_redis.exists(store_env.redis_prefix + "burst") == 0
     assert (await stores.counters.hit("burst", window_seconds=1)).count == 1
 
 
@@ -205,10 +205,10 @@ def test_memory_counters_are_atomic_across_threads() -> None:
 
 
 @pytest.mark.postgres_only
-async def test_redis_counters_atomic_across_separate_clients(backend_env: Backend) -> None:
+async def test_redis_counters_atomic_across_separate_clients(store_env: StoreEnv) -> None:
     """Two independent connection pools (as two processes would have) increment the same counter."""
-    settings = backend_env.settings()
-    clients = [Redis.from_url(backend_env.redis_url or ""), Redis.from_url(backend_env.redis_url or "")]
+    settings = store_env.settings()
+    clients = [Redis.from_url(store_env.redis_url or ""), Redis.from_url(store_env.redis_url or "")]
     try:
         both = [build_stores(settings, c) for c in clients]
         barrier = asyncio.Barrier(40)
@@ -310,11 +310,11 @@ async def test_memory_lock_lease_uses_its_clock() -> None:
 
 @pytest.mark.postgres_only
 async def test_redis_lock_is_prefixed_with_a_lease(
-    stores: Stores, raw_redis: Redis, backend_env: Backend
+    stores: Stores, raw_redis: Redis, store_env: StoreEnv
 ) -> None:
     async with stores.lock.hold("nightly", ttl_seconds=7) as won:
         assert won
-        key = backend_env.redis_prefix + "lock:nightly"
+        key = store_env.redis_prefix + "lock:nightly"
         assert await raw_redis.exists(key) == 1
         assert 0 < await raw_redis.pttl(key) <= 7000
     assert await raw_redis.exists(key) == 0
@@ -370,10 +370,10 @@ async def test_pubsub_async_for_subscribes_on_first_iteration(stores: Stores) ->
 
 
 @pytest.mark.postgres_only
-async def test_redis_channels_are_prefixed(stores: Stores, raw_redis: Redis, backend_env: Backend) -> None:
+async def test_redis_channels_are_prefixed(stores: Stores, raw_redis: Redis, store_env: StoreEnv) -> None:
     async with stores.pubsub.subscribe("alerts") as messages:
         assert await raw_redis.publish("alerts", b"foreign") == 0, "an unprefixed channel is someone else's"
-        assert await raw_redis.publish(backend_env.redis_prefix + "alerts", b"ours") == 1
+        assert await raw_redis.publish(store_env.redis_prefix + "alerts", b"ours") == 1
         assert await asyncio.wait_for(anext(messages), 3) == b"ours"
 
 

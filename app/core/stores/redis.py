@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub as RedisPubSubClient
-from redis.exceptions import RedisError
+from redis.exceptions import MaxConnectionsError, RedisError
 
 from app.core.stores.base import (
     Cache,
@@ -105,6 +105,9 @@ class RedisHealth:
             self.check()
         try:
             result = await operation()
+        except MaxConnectionsError as exc:
+            # This process's pool is exhausted: a local overload, not a sign that Redis is down.
+            raise StoreUnavailableError("redis: no free connection in the pool") from exc
         except (RedisError, OSError) as exc:
             self.failed(exc)
             raise StoreUnavailableError(f"redis: {type(exc).__name__}") from exc
