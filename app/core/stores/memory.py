@@ -195,7 +195,9 @@ class _MemorySubscription(Subscription):
 
 
 class MemoryPubSub(PubSub):
-    """Channels inside this process: a publisher reaches the subscribers of the same process only."""
+    """Channels inside this process: a publisher reaches the subscribers of the same process only, and
+    publishes from the event loop its subscribers run on (queues are asyncio's, not thread-safe). A slow
+    subscriber loses its oldest pending messages beyond ``max_pending``."""
 
     def __init__(self, max_pending: int = 1000) -> None:
         self._channels: dict[str, set[_MemorySubscription]] = {}
