@@ -1,7 +1,8 @@
 """HTTP routes of the public-service module (thin: the rules are in ``service.py``).
 
 The catalogue is public and read without signing in: it is the same information the national portal
-publishes to anyone, it holds nothing personal, and a citizen browses it before having an account.
+publishes to anyone, it holds nothing personal, and a citizen browses it before having an account. The
+``default`` rate limit (per client address without a token) keeps scrapers from hogging it.
 Editing it (procedures, agencies, the holiday table) is for admins with the ``superadmin`` duty.
 """
 
@@ -16,6 +17,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
+from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty
 from app.core.settings import Settings
 from app.services import service
@@ -57,6 +59,7 @@ class ServicesCatalogueController(Controller):
 
     path = "/api/v1/services"
     tags = ["services"]
+    guards = [rate_limit("default")]
 
     @get(
         "/procedures",
@@ -199,7 +202,7 @@ class ServicesAdminController(Controller):
 
     path = "/api/v1/admin/services"
     tags = ["admin", "services"]
-    guards = [require_duty("superadmin")]
+    guards = [require_duty("superadmin"), rate_limit("default")]
     dependencies = AUTHENTICATED["dependencies"]
     security = AUTHENTICATED["security"]
 

@@ -386,3 +386,16 @@ async def test_demo_seeder_is_idempotent(db: Database, settings: Settings) -> No
     assert credentials["services"]["procedures_created"] == 0
     assert credentials["services"]["procedures_total"] == 26
     assert credentials["services"]["holiday_years_loaded"] == []
+
+
+@pytest.mark.sqlite_only
+async def test_public_catalogue_is_rate_limited(backend_env: Backend) -> None:
+    from app.main import create_app
+
+    app = create_app(backend_env.settings(RATE_LIMIT_DEFAULT="3/60"))
+    async with AsyncTestClient(app=app) as limited:
+        for _ in range(3):
+            assert (await limited.get("/api/v1/services/dossier-statuses")).status_code == 200
+        refused = await limited.get("/api/v1/services/agencies")
+        assert_problem(refused, 429, "rate_limited")
+        assert int(refused.headers["retry-after"]) > 0
