@@ -5,7 +5,6 @@ from __future__ import annotations
 from app.core.errors import error_kind
 
 __all__ = [
-    "AGENCY_IN_USE",
     "ILLEGAL_TRANSITION",
     "INVALID_CALENDAR",
     "INVALID_FEE_SCHEDULE",
@@ -25,12 +24,6 @@ PROCEDURE_NOT_FOUND = error_kind(
 )
 UNKNOWN_AGENCY = error_kind(
     "unknown_agency", 422, "Cơ quan không có trong danh mục", "The agency is not in the catalogue"
-)
-AGENCY_IN_USE = error_kind(
-    "agency_in_use",
-    409,
-    "Cơ quan đang nằm trong quy trình của thủ tục",
-    "The agency is part of a procedure's chain",
 )
 INVALID_FEE_SCHEDULE = error_kind(
     "invalid_fee_schedule", 422, "Biểu phí, lệ phí không hợp lệ", "Invalid fee schedule"
