@@ -42,7 +42,9 @@ class MetricsController(PrometheusController):
 
 def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
-    return []
+    from app.services.routes import services_routes
+
+    return [*services_routes]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -13,6 +13,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -137,6 +138,10 @@ class Settings:
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     max_json_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
+    office_hours: tuple[tuple[time, time], ...] = ((time(7, 0), time(11, 30)), (time(13, 30), time(17, 0)))
+    """Public offices' opening periods on a working day, in Asia/Ho_Chi_Minh (``OFFICE_HOURS``, e.g.
+    ``07:00-11:30,13:30-17:00``: 4.5 h + 3.5 h = the 8 working hours of a working day). Deadlines of
+    public-service dossiers are counted in these hours."""
     db_pool_size: int = 10
     jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
     pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
@@ -214,6 +219,24 @@ def _database_url(raw: str) -> str:
     return raw
 
 
+def _office_hours(raw: str) -> tuple[tuple[time, time], ...]:
+    """``HH:MM-HH:MM[,HH:MM-HH:MM...]``: ordered, non-overlapping periods within one day."""
+    periods: list[tuple[time, time]] = []
+    for part in raw.split(","):
+        start_text, sep, end_text = part.strip().partition("-")
+        try:
+            if not sep:
+                raise ValueError(part)
+            start = time.fromisoformat(start_text.strip())
+            end = time.fromisoformat(end_text.strip())
+        except ValueError as exc:
+            raise ConfigError(f"OFFICE_HOURS: expected 'HH:MM-HH:MM[,HH:MM-HH:MM...]', got {raw!r}") from exc
+        if start >= end or (periods and start < periods[-1][1]):
+            raise ConfigError(f"OFFICE_HOURS: periods must be ordered and not overlap, got {raw!r}")
+        periods.append((start, end))
+    return tuple(periods)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``env`` (default: the process environment), refusing bad or unsafe values."""
     env = os.environ if env is None else env
@@ -265,6 +288,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     ):
         if var in env:
             values[attr] = _int(var, env[var])
+    if "OFFICE_HOURS" in env:
+        values["office_hours"] = _office_hours(env["OFFICE_HOURS"])
     for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
         if var in env:
             values[attr] = env[var]
