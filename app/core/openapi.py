@@ -30,6 +30,7 @@ from litestar.openapi.spec import (
 from litestar.routes import HTTPRoute
 
 from app.core.errors import PROBLEM_MEDIA_TYPE, ErrorKind, catalogue
+from app.core.fielddocs import field_docstrings, struct_classes
 
 __all__ = ["SWAGGER_ASSETS", "document_errors", "openapi_config"]
 
@@ -182,12 +183,28 @@ def _statuses_for(
     return statuses
 
 
+def _describe_fields(schemas: dict[str, Any]) -> None:
+    """Fill missing property descriptions from the structs' attribute docstrings."""
+    classes = struct_classes()
+    for name, schema in schemas.items():
+        cls = classes.get(name) or classes.get(name.rsplit("_", 1)[-1])
+        if cls is None or not isinstance(schema, Schema) or not schema.properties:
+            continue
+        docs = field_docstrings(cls)
+        for field_name, prop in schema.properties.items():
+            if isinstance(prop, Schema) and not prop.description and field_name in docs:
+                prop.description = docs[field_name]
+            elif isinstance(prop, Reference) and not prop.description and field_name in docs:
+                schema.properties[field_name] = Reference(ref=prop.ref, description=docs[field_name])
+
+
 def document_errors(app: Litestar) -> None:
     """Add the problem responses to every operation of ``app``'s (cached) OpenAPI document."""
     openapi = app.openapi_schema
     if openapi.components.schemas is None:
         openapi.components.schemas = {}
     openapi.components.schemas["Problem"] = _problem_schema()
+    _describe_fields(openapi.components.schemas)
     problem_ref = Reference(ref="#/components/schemas/Problem")
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or route.path_format not in (openapi.paths or {}):
