@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             from app.core.worker import Worker
 
             worker = Worker(db, settings)
+            app.state.worker = worker
             await worker.start()
         try:
             yield

@@ -8,6 +8,7 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, Router, get, post
+from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
 from app.admin.schemas import DeadLetterPage, OutboxMessageDetail, OutboxMessageSummary
@@ -58,7 +59,7 @@ class OutboxAdminController(Controller):
     )
     async def list_dead(
         self,
-        db: Database,
+        db: NamedDependency[Database],
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size (1-100)")] = 50,
         cursor: Annotated[
             str | None, QueryParameter(max_length=64, description="`next_cursor` of the previous page")
@@ -84,7 +85,7 @@ class OutboxAdminController(Controller):
         summary="Show an outbox message",
         opt={"errors": [OUTBOX_MESSAGE_NOT_FOUND]},
     )
-    async def show(self, db: Database, message_id: MessageId) -> OutboxMessageDetail:
+    async def show(self, db: NamedDependency[Database], message_id: MessageId) -> OutboxMessageDetail:
         """One message in any state, with its payload and every delivery attempt."""
         async with db.read() as session:
             message, deliveries = await get_message(session, message_id)
@@ -97,7 +98,9 @@ class OutboxAdminController(Controller):
         status_code=200,
         opt={"errors": [OUTBOX_MESSAGE_NOT_FOUND]},
     )
-    async def retry(self, db: Database, caller: Caller, message_id: MessageId) -> OutboxMessageDetail:
+    async def retry(
+        self, db: NamedDependency[Database], caller: NamedDependency[Caller], message_id: MessageId
+    ) -> OutboxMessageDetail:
         """Put a dead letter back in the queue for a new round of attempts, due now. Retrying a message
         that is not dead (already put back, or delivered since) changes nothing and answers its current
         state, so repeating the request is harmless."""

@@ -511,7 +511,6 @@ class Dispatcher:
             loop.call_soon_threadsafe(self._wake.set)
 
         _wakers.add(waker)
-        self._stopping = False
         failures = 0
         try:
             while not self._stopping:

@@ -541,6 +541,8 @@ class JobScheduler:
         log.info("scheduler_active", runner=self.runner, jobs=[job.name for job in self.jobs.all()])
 
     def _stop_jobs(self) -> None:
+        """Stop scheduling at once; APScheduler's executor cancels the runs in progress (their periods
+        are recorded as interrupted)."""
         aps, self._aps = self._aps, None
         if aps is not None and aps.running:
             aps.shutdown(wait=False)
@@ -573,13 +575,15 @@ class JobScheduler:
         if self._task is not None:
             await self._task
             self._task = None
-        self._stop_jobs()
+        if self._aps is not None and self._aps.running:
+            self._aps.pause()  # no new runs; the ones in progress go on
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=grace_seconds)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        self._stop_jobs()
         try:
             await self.leader.release()
         except Exception:

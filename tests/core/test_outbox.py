@@ -23,6 +23,7 @@ from app.core.outbox import (
     Envelope,
     HandlerRegistry,
     PermanentDeliveryError,
+    backoff_delay,
     enqueue,
     purge_delivered,
 )
@@ -35,8 +36,6 @@ from tests.core.outbox_support import (
     deliveries,
     message,
 )
-
-pytestmark = pytest.mark.usefixtures("backend_env")
 
 TOPIC = "test.receipt"
 
@@ -58,52 +57,45 @@ class Payment(msgspec.Struct):
     paid_at: datetime
 
 
-async def test_a_message_exists_only_if_its_transaction_committed(backend_env: Backend) -> None:
+async def test_a_message_is_written_with_its_transaction_once_per_key_and_waits_its_time(
+    backend_env: Backend,
+) -> None:
     async with database(backend_env) as db:
-        with pytest.raises(RuntimeError):
+
+        async def failing_payment() -> None:
             async with db.transaction() as session:
                 await enqueue(session, TOPIC, {"amount": 1})
                 raise RuntimeError("the payment failed after writing its outbox row")
-        assert await count_messages(db) == 0
+
+        with pytest.raises(RuntimeError):
+            await failing_payment()
+        assert await count_messages(db) == 0, "a rolled-back payment sends nothing"
 
         payment = Payment(uuid.uuid4(), 250_000, datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
         async with db.transaction() as session:
             message_id = await enqueue(session, TOPIC, payment)
-        receiver = Receiver()
-        assert await Dispatcher(db, handlers=registry(receiver)).dispatch_once() == 1
+        keyed = await put(db, {"n": 1}, key="payment:42:biller")
+        assert await put(db, {"n": 2}, key="payment:42:biller") == keyed, "one message per producer key"
+        other_key = await put(db, {"n": 3}, key="payment:43:biller")
+        clock = FakeClock()
+        later = await put(db, {"n": 4}, available_at=clock.now + timedelta(minutes=5))
+        assert await count_messages(db) == 4
 
-    (envelope,) = receiver.calls
-    assert envelope.id == message_id
+        receiver = Receiver()
+        dispatcher = Dispatcher(db, handlers=registry(receiver), clock=clock)
+        assert await dispatcher.dispatch_once() == 3
+        clock.advance(301)
+        assert await dispatcher.dispatch_once() == 1
+
+    assert [e.id for e in receiver.calls] == [message_id, keyed, other_key, later]
+    envelope = receiver.calls[0]
     assert envelope.attempt == 1
     assert envelope.payload == {
         "payment_id": str(payment.payment_id),
         "amount": 250_000,
         "paid_at": "2026-11-23T03:00:00Z",
     }
-
-
-async def test_the_same_producer_key_gives_one_message(backend_env: Backend) -> None:
-    async with database(backend_env) as db:
-        first = await put(db, {"n": 1}, key="payment:42:biller")
-        again = await put(db, {"n": 2}, key="payment:42:biller")
-        other = await put(db, {"n": 3}, key="payment:43:biller")
-        unkeyed = [await put(db), await put(db)]
-        assert first == again
-        assert len({first, other, *unkeyed}) == 4
-        assert await count_messages(db) == 4
-        assert (await message(db, first)).payload == {"n": 1}
-
-
-async def test_a_delayed_message_waits_for_its_time(backend_env: Backend) -> None:
-    async with database(backend_env) as db:
-        clock = FakeClock()
-        await put(db, available_at=clock.now + timedelta(minutes=5))
-        receiver = Receiver()
-        dispatcher = Dispatcher(db, handlers=registry(receiver), clock=clock)
-        assert await dispatcher.dispatch_once() == 0
-        clock.advance(301)
-        assert await dispatcher.dispatch_once() == 1
-        assert len(receiver.calls) == 1
+    assert receiver.calls[1].payload == {"n": 1}
 
 
 async def test_failures_are_retried_with_growing_jittered_delays(backend_env: Backend) -> None:
@@ -153,77 +145,59 @@ async def test_failures_are_retried_with_growing_jittered_delays(backend_env: Ba
     assert log[3].error is None
 
 
-async def test_jitter_spreads_a_burst_of_retries(backend_env: Backend) -> None:
-    async def down(_envelope: Envelope) -> None:
-        raise ConnectionError("push service down")
-
-    async with database(backend_env) as db:
-        clock = FakeClock()
-        ids = [await put(db) for _ in range(10)]
-        await Dispatcher(db, handlers=registry(down), clock=clock).dispatch_once()
-        due = {(await message(db, i)).available_at for i in ids}
-    assert len(due) > 5, "ten messages failing together should not all retry at the same instant"
-
-
-async def test_the_last_failed_attempt_makes_a_dead_letter(backend_env: Backend) -> None:
+async def test_failed_deliveries_end_as_dead_letters_or_wait_visibly(backend_env: Backend) -> None:
     long_error = "merchant endpoint said: " + "x" * 5000
 
     async def broken_webhook(_envelope: Envelope) -> None:
         raise RuntimeError(long_error)
 
-    async with database(backend_env) as db:
-        clock = FakeClock()
-        message_id = await put(db)
-        dispatcher = Dispatcher(db, handlers=registry(broken_webhook, max_attempts=3), clock=clock)
-        for _ in range(3):
-            assert await dispatcher.dispatch_once() == 1
-            clock.advance(3600)
-        assert await dispatcher.dispatch_once() == 0, "a dead letter is not retried by itself"
-        row = await message(db, message_id)
-        log = await deliveries(db, message_id)
-    assert row.status == "dead"
-    assert row.dead_at is not None
-    assert [(d.attempt, d.outcome) for d in log] == [(1, "failed"), (2, "failed"), (3, "failed")]
-    for entry in log:
-        assert entry.error is not None
-        assert entry.error.startswith("RuntimeError: merchant endpoint said: xxx")
-        assert len(entry.error) == 2000, "errors are cut, not stored whole"
-
-
-async def test_a_permanent_refusal_is_dead_at_once(backend_env: Backend) -> None:
     async def refuses(_envelope: Envelope) -> None:
         raise PermanentDeliveryError("410 Gone: the merchant removed this webhook")
 
-    async with database(backend_env) as db:
-        message_id = await put(db)
-        await Dispatcher(db, handlers=registry(refuses)).dispatch_once()
-        row = await message(db, message_id)
-    assert row.status == "dead"
-    assert row.attempts == 1
-    assert row.last_error == "permanent: 410 Gone: the merchant removed this webhook"
-
-
-async def test_a_topic_without_handler_fails_visibly(backend_env: Backend) -> None:
-    async with database(backend_env) as db:
-        async with db.transaction() as session:
-            message_id = await enqueue(session, "nobody.listens", {})
-        await Dispatcher(db, handlers=HandlerRegistry()).dispatch_once()
-        row = await message(db, message_id)
-    assert row.status == "pending"
-    assert row.last_error == "no delivery handler is registered for topic 'nobody.listens'"
-
-
-async def test_a_slow_handler_times_out_and_is_retried(backend_env: Backend) -> None:
     async def hangs(_envelope: Envelope) -> None:
         await asyncio.sleep(10)
 
+    handlers = HandlerRegistry()
+    handlers.register("test.webhook", broken_webhook, max_attempts=3)
+    handlers.register("test.gone", refuses)
+    handlers.register("test.slow", hangs, timeout_seconds=0.1)
+    config = DispatcherConfig(batch_size=1)
     async with database(backend_env) as db:
-        message_id = await put(db)
-        config = DispatcherConfig(handler_timeout_seconds=0.2, lease_seconds=5)
-        await Dispatcher(db, config=config, handlers=registry(hangs)).dispatch_once()
-        row = await message(db, message_id)
-    assert row.status == "pending"
-    assert row.last_error == "timed out after 0.2 s"
+        async with db.transaction() as session:
+            webhook = await enqueue(session, "test.webhook", {})
+            gone = await enqueue(session, "test.gone", {})
+            slow = await enqueue(session, "test.slow", {})
+            orphan = await enqueue(session, "nobody.listens", {})
+        clock = FakeClock()
+        dispatcher = Dispatcher(db, config=config, handlers=handlers, clock=clock)
+        for _ in range(4):
+            assert await dispatcher.dispatch_once() == 1
+        for _ in range(2):
+            clock.advance(3600)
+            while await dispatcher.dispatch_once():
+                pass
+        clock.advance(3600)
+        while await dispatcher.dispatch_once():
+            pass
+        rows = {i: await message(db, i) for i in (webhook, gone, slow, orphan)}
+        webhook_log = await deliveries(db, webhook)
+
+    # The last of its 3 attempts made the webhook a dead letter; it is not retried by itself.
+    assert rows[webhook].status == "dead"
+    assert rows[webhook].dead_at is not None
+    assert [(d.attempt, d.outcome) for d in webhook_log] == [(1, "failed"), (2, "failed"), (3, "failed")]
+    for entry in webhook_log:
+        assert entry.error is not None
+        assert entry.error.startswith("RuntimeError: merchant endpoint said: xxx")
+        assert len(entry.error) == 2000, "errors are cut, not stored whole"
+    # A permanent refusal is dead at once.
+    assert (rows[gone].status, rows[gone].attempts) == ("dead", 1)
+    assert rows[gone].last_error == "permanent: 410 Gone: the merchant removed this webhook"
+    # A handler that hangs is cut off and retried; a topic nobody handles waits, visibly.
+    assert (rows[slow].status, rows[slow].attempts) == ("pending", 4)
+    assert rows[slow].last_error == "timed out after 0.1 s"
+    assert (rows[orphan].status, rows[orphan].attempts) == ("pending", 4)
+    assert rows[orphan].last_error == "no delivery handler is registered for topic 'nobody.listens'"
 
 
 async def test_a_killed_workers_message_is_delivered_once_by_another_after_the_lease(
@@ -346,15 +320,16 @@ async def test_two_dispatchers_on_postgres_never_deliver_the_same_message(backen
     assert {name for _, name in delivered} == {"a", "b"}
 
 
+@pytest.mark.sqlite_only
 async def test_a_running_dispatcher_is_woken_by_a_commit(backend_env: Backend) -> None:
     receiver = Receiver()
     async with database(backend_env) as db:
-        # It would poll only every 30 s: a delivery within a second proves the commit woke it.
+        # It would poll only every 30 s: a delivery within a few seconds proves the commit woke it.
         dispatcher = Dispatcher(db, config=DispatcherConfig(poll_seconds=30), handlers=registry(receiver))
         running = asyncio.create_task(dispatcher.run())
         await asyncio.sleep(0.2)
         message_id = await put(db)
-        for _ in range(100):
+        for _ in range(500):
             if receiver.calls:
                 break
             await asyncio.sleep(0.01)
@@ -386,3 +361,20 @@ async def test_housekeeping_purges_only_old_delivered_messages(backend_env: Back
 
             remaining = {row.id for row in (await session.execute(OutboxMessage.__table__.select())).all()}
     assert remaining == {old_dead, recent, pending}
+
+
+def test_jitter_spreads_a_burst_of_retries() -> None:
+    config = DispatcherConfig(backoff_base_seconds=10, backoff_cap_seconds=3600, backoff_jitter=0.5)
+    rng = random.Random()
+    for attempt, full in ((1, 10), (3, 40), (12, 3600)):
+        delays = [backoff_delay(attempt, config, rng).total_seconds() for _ in range(50)]
+        assert all(full / 2 <= d <= full for d in delays)
+        assert len(set(delays)) > 40, "messages failing together do not all retry at the same instant"
+
+
+def test_logs_keep_message_ids_whole_and_mask_phone_numbers() -> None:
+    from app.core.observability import _redact
+
+    message_id = "01a2067f-39a2-77f2-850a-75384704915c"  # its last group looks like a phone number
+    event = _redact(None, "outbox_delivery_failed", {"message_id": message_id, "error": "SMS to 0912345678"})
+    assert event == {"message_id": message_id, "error": "SMS to [number]"}
