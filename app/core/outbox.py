@@ -107,7 +107,7 @@ class HandlerSpec:
     max_attempts: int | None = None
     """Attempts per round before the message is dead-lettered (default: the dispatcher's)."""
     timeout_seconds: float | None = None
-    """How long one attempt may take (default: the dispatcher's); must stay below the lease."""
+    """How long one attempt may take (default: the dispatcher's); capped at 80 % of the lease."""
 
 
 class HandlerRegistry:
@@ -320,6 +320,16 @@ class Dispatcher:
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         token = uuid.uuid4()
         m = OutboxMessage
+        is_due = (
+            m.status == "pending",
+            m.available_at <= now,
+            (m.claimed_until.is_(None)) | (m.claimed_until <= now),
+        )
+        if self.db.is_sqlite:
+            # Look before taking SQLite's single write lock, so an idle dispatcher never holds up writers.
+            async with self.db.read() as session:
+                if (await session.execute(select(m.id).where(*is_due).limit(1))).first() is None:
+                    return []
         due = (
             select(
                 m.id,
@@ -333,11 +343,7 @@ class Dispatcher:
                 m.claimed_until,
                 m.claimed_by,
             )
-            .where(
-                m.status == "pending",
-                m.available_at <= now,
-                (m.claimed_until.is_(None)) | (m.claimed_until <= now),
-            )
+            .where(*is_due)
             .order_by(m.available_at, m.id)
             .limit(self.config.batch_size)
             .with_for_update(skip_locked=True)
@@ -349,6 +355,46 @@ class Dispatcher:
             ids = [row.id for row in rows]
             if self.on_claim is not None:
                 await self.on_claim(ids)
+            abandoned = [row for row in rows if row.claimed_until is not None]
+            if abandoned:
+                await session.execute(
+                    insert(OutboxDelivery),
+                    [
+                        {
+                            "id": new_id(),
+                            "message_id": row.id,
+                            "attempt": row.attempts,
+                            "started_at": row.claimed_at or row.claimed_until,
+                            "finished_at": now,
+                            "outcome": "abandoned",
+                            "error": f"lease expired at {row.claimed_until.isoformat()} without a result "
+                            f"(worker {row.claimed_by} stopped or lost the database)",
+                            "worker": (row.claimed_by or "?")[:100],
+                        }
+                        for row in abandoned
+                    ],
+                )
+            # A message whose attempts all died with their worker (one that crashes the process, say) is
+            # dead-lettered rather than handed to the next worker to crash it too.
+            poison = {row.id for row in abandoned if row.round_attempts >= self._max_attempts(row.topic)}
+            if poison:
+                await session.execute(
+                    update(m)
+                    .where(m.id.in_(poison))
+                    .values(
+                        status="dead",
+                        dead_at=now,
+                        claimed_at=None,
+                        claimed_until=None,
+                        claimed_by=None,
+                        claim_token=None,
+                        last_error="every attempt of this round was abandoned by its worker",
+                    )
+                )
+                for message_id in poison:
+                    log.error("outbox_dead_letter", message_id=str(message_id), error="abandoned")
+                rows = [row for row in rows if row.id not in poison]
+                ids = [row.id for row in rows]
             await session.execute(
                 update(m)
                 .where(m.id.in_(ids))
@@ -361,23 +407,6 @@ class Dispatcher:
                     round_attempts=m.round_attempts + 1,
                 )
             )
-            abandoned = [
-                {
-                    "id": new_id(),
-                    "message_id": row.id,
-                    "attempt": row.attempts,
-                    "started_at": row.claimed_at or row.claimed_until,
-                    "finished_at": now,
-                    "outcome": "abandoned",
-                    "error": f"lease expired at {row.claimed_until.isoformat()} without a result "
-                    f"(worker {row.claimed_by} stopped or lost the database)",
-                    "worker": (row.claimed_by or "?")[:100],
-                }
-                for row in rows
-                if row.claimed_until is not None
-            ]
-            if abandoned:
-                await session.execute(insert(OutboxDelivery), abandoned)
         return [
             Claim(
                 envelope=Envelope(
@@ -405,7 +434,10 @@ class Dispatcher:
         if spec is None:
             error = f"no delivery handler is registered for topic {envelope.topic!r}"
         else:
-            timeout = spec.timeout_seconds or self.config.handler_timeout_seconds
+            timeout = self.config.handler_timeout_seconds
+            if spec.timeout_seconds is not None:
+                # Kept inside the lease, with a margin to record the result.
+                timeout = min(spec.timeout_seconds, self.config.lease_seconds * 0.8)
             try:
                 await asyncio.wait_for(spec.handler(envelope), timeout=timeout)
             except PermanentDeliveryError as exc:
@@ -415,8 +447,11 @@ class Dispatcher:
                 error = f"timed out after {timeout:g} s"
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        max_attempts = (spec.max_attempts if spec else None) or self.config.max_attempts
-        return await self._record(claim, started, error, permanent, max_attempts)
+        return await self._record(claim, started, error, permanent, self._max_attempts(envelope.topic))
+
+    def _max_attempts(self, topic: str) -> int:
+        spec = self.handlers.get(topic)
+        return (spec.max_attempts if spec else None) or self.config.max_attempts
 
     async def _record(
         self, claim: Claim, started: datetime, error: str | None, permanent: bool, max_attempts: int

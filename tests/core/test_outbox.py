@@ -252,6 +252,27 @@ async def test_a_killed_workers_message_is_delivered_once_by_another_after_the_l
         ]
 
 
+@pytest.mark.sqlite_only
+async def test_a_message_that_kills_every_worker_becomes_a_dead_letter(backend_env: Backend) -> None:
+    receiver = Receiver()
+    config = DispatcherConfig(lease_seconds=60, handler_timeout_seconds=30)
+    async with database(backend_env) as db:
+        clock = FakeClock()
+        message_id = await put(db)
+        handlers = registry(receiver, max_attempts=2)
+        for _ in range(2):
+            # Each worker claims the message and dies while delivering it.
+            assert len(await Dispatcher(db, config=config, handlers=handlers, clock=clock).claim()) == 1
+            clock.advance(61)
+        assert await Dispatcher(db, config=config, handlers=handlers, clock=clock).dispatch_once() == 0
+        row = await message(db, message_id)
+        log = await deliveries(db, message_id)
+    assert receiver.calls == [], "not handed to a third worker"
+    assert row.status == "dead"
+    assert row.last_error == "every attempt of this round was abandoned by its worker"
+    assert [(d.attempt, d.outcome) for d in log] == [(1, "abandoned"), (2, "abandoned")]
+
+
 async def test_a_message_in_delivery_is_not_taken_by_a_second_worker(backend_env: Backend) -> None:
     entered = asyncio.Event()
     release = asyncio.Event()

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 from app.core.outbox import HANDLERS, Envelope, enqueue
@@ -104,6 +105,7 @@ async def _start_worker(backend_env: Backend) -> asyncio.subprocess.Process:
     )
 
 
+@pytest.mark.postgres_only  # one process start is costly; SQLite's file lock is tested in-process
 async def test_hue_worker_leads_works_the_outbox_and_stops_on_sigterm(backend_env: Backend) -> None:
     async with database(backend_env) as db:
         contender = default_leader_lock(db)
