@@ -151,7 +151,7 @@ async def test_two_schedulers_started_at_once_one_leads_and_a_period_runs_once(
         second = JobScheduler(db_b, settings, jobs=jobs, runner="b", retry_seconds=0.1)
         await asyncio.gather(first.start(), second.start())
         await wait_until(lambda: first.is_active or second.is_active)
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.35)
         assert [first.is_active, second.is_active].count(True) == 1, "exactly one scheduler leads"
         leader, follower = (first, second) if first.is_active else (second, first)
 
@@ -159,7 +159,7 @@ async def test_two_schedulers_started_at_once_one_leads_and_a_period_runs_once(
         # the period again.
         await leader.stop()
         await wait_until(lambda: follower.is_active)
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.3)
         assert not leader.is_active
         await follower.stop()
         rows = await job_runs(db_a)
@@ -177,7 +177,7 @@ async def test_two_schedulers_started_at_once_one_leads_and_a_period_runs_once(
         ]
         await asyncio.gather(*(s.start() for s in both))
         await wait_until(lambda: all(s.is_active for s in both))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.35)
         await asyncio.gather(*(s.stop() for s in both))
     assert ran_by == ["p2"]
 
