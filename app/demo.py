@@ -20,7 +20,9 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
-    return []
+    from app.services.demo import seed_services
+
+    return [seed_services]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

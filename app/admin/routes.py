@@ -7,7 +7,7 @@ import binascii
 import uuid
 from typing import Annotated
 
-from litestar import Controller, Router, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
@@ -21,6 +21,7 @@ from app.core.outbox import (
     list_dead_letters,
     retry_dead_letter,
 )
+from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty
 
 __all__ = ["OutboxAdminController", "admin_routes"]
@@ -47,9 +48,11 @@ def _decode_cursor(cursor: str) -> uuid.UUID:
 class OutboxAdminController(Controller):
     """Support staff watch the messages that could not leave the system and send them again."""
 
-    path = "/outbox"
+    path = "/api/v1/admin/outbox"
     tags = ["admin"]
-    guards = [require_duty("support")]
+    guards = [require_duty("support"), rate_limit("default")]
+    dependencies = AUTHENTICATED["dependencies"]
+    security = AUTHENTICATED["security"]
 
     @get(
         "/dead-letters",
@@ -109,5 +112,5 @@ class OutboxAdminController(Controller):
         return OutboxMessageDetail.of(message, list(deliveries))
 
 
-admin_routes = [Router(path="/api/v1/admin", route_handlers=[OutboxAdminController], **AUTHENTICATED)]
-"""Every admin route, behind a bearer token; each controller guards its own duty."""
+admin_routes = [OutboxAdminController]
+"""Every admin route; each controller requires a bearer token and guards its own duty."""

@@ -2,7 +2,8 @@
 
 Litestar documents only success responses. :func:`document_errors` adds, to every operation, the problem
 responses it can really give (401/403 only where a token is required, 400/413/415/422 only where a body or
-parameters are read), each listing the stable codes the route declares in ``opt={"errors": [...]}``.
+parameters are read), each listing the stable codes the route declares in ``opt={"errors": [...]}`` and
+those its guards declare in an ``errors`` attribute (rate limits do).
 """
 
 from __future__ import annotations
@@ -196,6 +197,9 @@ def document_errors(app: Litestar) -> None:
             if not handler.include_in_schema:
                 continue
             declared: list[ErrorKind] = list(handler.opt.get("errors", ()))
+            for guard in handler.resolve_guards():
+                # Guards may name the problems they answer with (e.g. rate limits): ``guard.errors``.
+                declared.extend(kind for kind in getattr(guard, "errors", ()) if kind not in declared)
             for http_method in handler.http_methods:
                 method = http_method.lower()
                 operation = getattr(path_item, method, None)

@@ -1,7 +1,7 @@
 """Outbox (messages and their delivery log) and the runs of scheduled jobs.
 
 Revision ID: 0003_outbox_jobs
-Revises: 0001_baseline
+Revises: 0007_services_catalogue
 Create Date: 2026-11-23
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0003_outbox_jobs"
-down_revision: str | Sequence[str] | None = "0001_baseline"
+down_revision: str | Sequence[str] | None = "0007_services_catalogue"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
