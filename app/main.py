@@ -20,6 +20,7 @@ from app.core.health import health_routes
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.openapi import SWAGGER_ASSETS, document_errors, openapi_config
 from app.core.settings import Settings, get_settings
+from app.identity.inbox import inbox_lifespan
 
 __all__ = ["create_app"]
 
@@ -38,7 +39,10 @@ class MetricsController(PrometheusController):
 
 def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
-    return []
+    from app.core.audit_routes import AuditController
+    from app.identity.inbox_routes import InboxController
+
+    return [AuditController, InboxController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -76,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[RequestContextMiddleware(), prometheus.middleware],
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(_version()),
-        lifespan=[lifespan],
+        lifespan=[lifespan, inbox_lifespan],
         request_max_body_size=settings.max_json_body_bytes,
         debug=False,
     )
