@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import msgspec
 import structlog
+from litestar import Request
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,6 +71,7 @@ __all__ = [
     "VerificationReport",
     "anchor_audit_head",
     "anchor_store_for",
+    "client_address",
     "read_head",
     "record",
     "record_separately",
@@ -280,6 +282,15 @@ def canonical_details(details: dict[str, Any] | None) -> str:
     return text
 
 
+def client_address(request: Request[Any, Any, Any]) -> str | None:
+    """The address a request came from, as the ASGI server saw it (for ``record(client_address=...)``).
+
+    Behind a reverse proxy, configure the server to take the client's address from the proxy's header
+    (and only from the proxy's addresses); never read a raw ``X-Forwarded-For`` here: clients forge it."""
+    client = request.client
+    return client.host if client is not None else None
+
+
 # ---------------------------------------------------------------------------------------------- append
 
 
@@ -408,7 +419,10 @@ async def record_separately(
     details: dict[str, Any] | None = None,
 ) -> Recorded:
     """:func:`record` in a transaction of its own: for events that must stay recorded although the work they
-    describe is refused and rolled back (a wrong password, a PIN lock, a refresh token reused)."""
+    describe is refused and rolled back (a wrong password, a PIN lock, a refresh token reused).
+
+    Never call it from inside a transaction that has already called :func:`record`: that transaction holds
+    the chain lock until it ends, so this second transaction would wait for it forever."""
     async with db.transaction() as session:
         return await record(
             session,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -20,6 +20,7 @@ from litestar.params import QueryParameter
 from app.core.audit import (
     AuditActor,
     VerificationReport,
+    client_address,
     record_separately,
     search_events,
     verify_now,
@@ -30,16 +31,14 @@ from app.core.deps import AUTHENTICATED
 from app.core.errors import VALIDATION_FAILED
 from app.core.security import Caller, require_duty
 
-__all__ = ["AuditController", "AuditEventView", "AuditPage", "client_address"]
+__all__ = ["AuditController", "AuditEventView", "AuditPage"]
 
 
-def client_address(request: Request[Any, Any, Any]) -> str | None:
-    """The address the request came from, as the ASGI server saw it.
-
-    Behind a reverse proxy, configure the server (granian ``--forwarded-allow-ips`` equivalent) so that this
-    is the client's address rather than the proxy's; never trust a raw ``X-Forwarded-For`` here."""
-    client = request.client
-    return client.host if client is not None else None
+def _utc(value: datetime | None) -> datetime | None:
+    """Query times without an offset are taken as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 class AuditEventView(msgspec.Struct, kw_only=True):
@@ -164,6 +163,7 @@ class AuditController(Controller):
         """Rows of the tamper-evident audit trail, newest first, filtered by actor, action, object and time.
         For admins on duty `support` or `superadmin`. The search itself is audited (`audit.searched`)."""
         before = _decode_cursor(cursor) if cursor else None
+        since, until = _utc(since), _utc(until)
         async with db.read() as session:
             rows = await search_events(
                 session,

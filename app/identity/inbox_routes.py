@@ -120,6 +120,7 @@ class InboxController(Controller):
         summary="My notifications in real time (SSE)",
         opt={"errors": [SERVICE_UNAVAILABLE]},
         media_type="text/event-stream",
+        response_description="A stream of server-sent events: ready, notification, unread_count.",
     )
     async def stream(
         self,
