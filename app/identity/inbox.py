@@ -537,9 +537,21 @@ async def inbox_events(
                 overflow.set()
                 return
 
+    start: Callable[[], Awaitable[None]] | None = getattr(subscription, "start", None)
+    if start is not None:
+        # Stores whose subscriptions can be started explicitly are live once ``start()`` returns.
+        try:
+            await start()
+        except Exception as exc:
+            log.warning("inbox_subscribe_failed", error=type(exc).__name__)
+            return
     pump_task = asyncio.get_running_loop().create_task(pump())
     try:
-        early = await _await_subscription(pubsub, channel, queue, pump_task, ready_timeout_seconds)
+        early = (
+            []
+            if start is not None
+            else await _await_subscription(pubsub, channel, queue, pump_task, ready_timeout_seconds)
+        )
         async with db.read() as session:
             unread = await count_unread(session, user_id)
             backlog = (

@@ -56,6 +56,32 @@ class MemoryPubSub(PubSub):
             self.subscribers[channel].discard(queue)
 
 
+class _StartableSubscription:
+    """Like the stores' ``Subscription``: live once ``start()`` returns."""
+
+    def __init__(self, hub: StartablePubSub, channel: str) -> None:
+        self.hub, self.channel = hub, channel
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def start(self) -> None:
+        self.hub.subscribers[self.channel].add(self.queue)
+
+    async def aclose(self) -> None:
+        self.hub.subscribers[self.channel].discard(self.queue)
+
+    def __aiter__(self) -> _StartableSubscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        await self.start()
+        return await self.queue.get()
+
+
+class StartablePubSub(MemoryPubSub):
+    def subscribe(self, channel: str) -> AsyncIterator[bytes]:  # type: ignore[override]
+        return _StartableSubscription(self, channel)
+
+
 @dataclass
 class FakeStores:
     pubsub: PubSub
@@ -126,8 +152,11 @@ async def _open(app: Litestar, settings: Settings, pubsub: MemoryPubSub | None) 
 
 
 @pytest.fixture
-async def inbox(app: Litestar, settings: Settings) -> AsyncIterator[Inbox]:
-    async for opened in _open(app, settings, MemoryPubSub()):
+async def inbox(app: Litestar, settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Inbox]:
+    """Subscriptions that go live at the first iteration (the stream proves it with a probe), or, with
+    the indirect parameter ``start``, when ``start()`` returns (the stores' ``Subscription``)."""
+    pubsub = StartablePubSub() if getattr(request, "param", "iterate") == "start" else MemoryPubSub()
+    async for opened in _open(app, settings, pubsub):
         yield opened
 
 
@@ -411,6 +440,7 @@ async def test_a_dead_push_token_is_forgotten(inbox: Inbox) -> None:
 # ------------------------------------------------------------------------------------------- real time
 
 
+@pytest.mark.parametrize("inbox", ["iterate", "start"], indirect=True)
 async def test_the_stream_delivers_a_notification_posted_after_subscribing(inbox: Inbox) -> None:
     async with SSEStream(inbox.app, inbox.auth(ALICE)) as stream:
         assert await stream.started == 200
@@ -433,6 +463,7 @@ async def test_the_stream_delivers_a_notification_posted_after_subscribing(inbox
         assert await stream.nothing_more()
 
 
+@pytest.mark.parametrize("inbox", ["iterate", "start"], indirect=True)
 async def test_a_reconnecting_stream_receives_what_it_missed(inbox: Inbox) -> None:
     first, second, third = await inbox.post(ALICE, 3)
     async with SSEStream(inbox.app, {**inbox.auth(ALICE), "Last-Event-ID": first}) as stream:
@@ -441,6 +472,7 @@ async def test_a_reconnecting_stream_receives_what_it_missed(inbox: Inbox) -> No
         assert await stream.nothing_more()
 
 
+@pytest.mark.parametrize("inbox", ["iterate", "start"], indirect=True)
 async def test_a_rolled_back_notification_is_never_streamed(inbox: Inbox) -> None:
     async with SSEStream(inbox.app, inbox.auth(ALICE)) as stream:
         assert (await stream.next())["event"] == "ready"
