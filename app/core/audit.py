@@ -42,12 +42,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import structlog
 from litestar import Request
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -308,19 +308,26 @@ async def _ensure_head(session: AsyncSession) -> None:
     await session.execute(statement)
 
 
+# Core statements on the tables, built once (appending must stay cheap: no ORM bulk-update machinery).
+_HEAD = cast(Table, AuditHead.__table__)
+_EVENTS = cast(Table, AuditEvent.__table__)
+_ADVANCE = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq + 1, updated_at=bindparam("now"))
+    .returning(_HEAD.c.seq, _HEAD.c.mac)
+)
+_INSERT_EVENT = insert(_EVENTS)
+_SET_HEAD_MAC = update(_HEAD).where(_HEAD.c.id == 1).values(mac=bindparam("head_mac"))
+
+
 async def _advance_head(session: AsyncSession) -> tuple[int, str]:
     """Take the chain lock and claim the next sequence number; returns it and the previous row's MAC.
 
     One statement both locks (row lock on PostgreSQL, write lock on SQLite) and reads, so two appenders can
     never read the same head."""
-    statement = (
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + 1, updated_at=utcnow())
-        .returning(AuditHead.seq, AuditHead.mac)
-    )
     for _ in range(2):
-        row = (await session.execute(statement)).one_or_none()
+        row = (await session.execute(_ADVANCE, {"now": utcnow()})).one_or_none()
         if row is not None:
             return int(row[0]), str(row[1])
         await _ensure_head(session)
@@ -387,23 +394,24 @@ async def record(
         ),
     )
     await session.execute(
-        insert(AuditEvent).values(
-            seq=seq,
-            occurred_at=occurred_at,
-            actor_id=who.id,
-            actor_role=who.role,
-            action=action,
-            object_type=object_type,
-            object_id=object_ref,
-            outcome=outcome,
-            client_address=address,
-            details=details_text,
-            kid=kid,
-            prev_mac=prev_mac,
-            mac=mac,
-        )
+        _INSERT_EVENT,
+        {
+            "seq": seq,
+            "occurred_at": occurred_at,
+            "actor_id": who.id,
+            "actor_role": who.role,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_ref,
+            "outcome": outcome,
+            "client_address": address,
+            "details": details_text,
+            "kid": kid,
+            "prev_mac": prev_mac,
+            "mac": mac,
+        },
     )
-    await session.execute(update(AuditHead).where(AuditHead.id == 1).values(mac=mac))
+    await session.execute(_SET_HEAD_MAC, {"head_mac": mac})
     return Recorded(seq=seq, mac=mac, occurred_at=occurred_at)
 
 

@@ -125,7 +125,8 @@ def on_commit(session: AsyncSession, callback: AfterCommit) -> None:
     """Run ``callback`` once the transaction of ``session`` (opened by :meth:`Database.transaction`) has
     committed; never if it rolls back. For effects that must not happen unless the data is durable (a
     real-time push); effects that must happen *because* the data is durable belong in the outbox.
-    A failing callback is logged and does not affect the committed transaction."""
+    A failing callback is logged and does not affect the committed transaction. A callback registered inside
+    a savepoint (``begin_nested``) that is rolled back still runs when the outer transaction commits."""
     session.info.setdefault(_ON_COMMIT, []).append(callback)
 
 
