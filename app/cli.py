@@ -1,5 +1,5 @@
 """The operators' command line: ``hue serve``, ``hue worker``, ``hue db upgrade``, ``hue demo seed``,
-``hue spec export``. Configuration comes from the environment, as for the API."""
+``hue spec export``, ``hue audit verify``. Configuration comes from the environment, as for the API."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(spec_cli, name="spec")
 cli.add_typer(services_cli, name="services")
+audit_cli = typer.Typer(help="The tamper-evident audit trail", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
 console = Console(stderr=True)
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "mobile_api_spec" / "openapi.json"
@@ -154,6 +156,69 @@ def services_load_holidays(
         console.print(f"[red]Cannot load the holidays:[/red] {exc}")
         raise typer.Exit(1) from exc
     console.print_json(json.dumps(dataclasses.asdict(report)))
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout"),
+) -> None:
+    """Check every audit row's MAC, the links between rows, the head and the external anchors.
+    Exits 0 when the chain is intact, 1 when anything was changed, deleted, inserted or rewritten."""
+    import msgspec
+
+    from app.core.audit import VerificationReport, verify_now
+    from app.core.db import Database
+
+    async def run() -> VerificationReport:
+        db = Database(settings)
+        try:
+            return await verify_now(db)
+        finally:
+            await db.dispose()
+
+    settings = _settings()
+    body = msgspec.to_builtins(asyncio.run(run()))
+    if as_json:
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+    if body["ok"]:
+        console.print(
+            f"[green]Audit chain intact:[/green] {body['rows_checked']} rows, "
+            f"head at seq {body['head_seq']}, {body['anchors_checked']} anchor(s) checked."
+        )
+        return
+    console.print(f"[red]Audit chain BROKEN:[/red] {body['problems_total']} problem(s).")
+    for problem in body["problems"][:20]:
+        console.print(f"  {problem['kind']:<16} seq {problem['seq']}: {problem['detail']}")
+    raise typer.Exit(1)
+
+
+@audit_cli.command("anchor")
+def audit_anchor(
+    label: str = typer.Option("explicit", help="Label of the anchor (the daily job writes 'daily')"),
+) -> None:
+    """Write the chain's current head to the anchor store outside the database (after verifying the rows
+    added since the previous anchor)."""
+    from app.core.audit import Anchor, AuditChainError, anchor_audit_head, anchor_store_for
+    from app.core.db import Database
+
+    settings = _settings()
+
+    async def run() -> Anchor | None:
+        db = Database(settings)
+        try:
+            return await anchor_audit_head(db, settings, label=label)
+        finally:
+            await db.dispose()
+
+    try:
+        anchor = asyncio.run(run())
+    except AuditChainError as exc:
+        console.print(f"[red]Not anchored:[/red] {exc}. Run `hue audit verify`.")
+        raise typer.Exit(1) from exc
+    if anchor is None:
+        console.print("The audit chain is empty: nothing to anchor.")
+        return
+    console.print(f"Anchored head seq {anchor.seq} in {anchor_store_for(settings).location}.")
 
 
 def main() -> None:

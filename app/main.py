@@ -24,6 +24,7 @@ from app.core.openapi import SWAGGER_ASSETS, document_errors, openapi_config
 from app.core.ratelimit import RateLimiter
 from app.core.settings import Settings, get_settings
 from app.core.stores import build_stores
+from app.identity.inbox import inbox_lifespan
 
 __all__ = ["create_app"]
 
@@ -43,9 +44,11 @@ class MetricsController(PrometheusController):
 def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
     from app.admin.routes import admin_routes
+    from app.core.audit_routes import AuditController
+    from app.identity.inbox_routes import InboxController
     from app.services.routes import services_routes
 
-    return [*services_routes, *admin_routes]
+    return [InboxController, *services_routes, *admin_routes, AuditController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -108,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[RequestContextMiddleware(), prometheus.middleware],
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(_version()),
-        lifespan=[lifespan],
+        lifespan=[lifespan, inbox_lifespan],
         request_max_body_size=settings.max_json_body_bytes,
         debug=False,
     )

@@ -8,12 +8,13 @@ two upgrading readers deadlock into ``database is locked``; PostgreSQL uses row 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -22,7 +23,18 @@ from uuid_utils.compat import uuid7
 
 from app.core.settings import Settings
 
-__all__ = ["Base", "Database", "TimestampedBase", "UTCDateTime", "new_id", "utcnow"]
+__all__ = [
+    "Base",
+    "Database",
+    "TimestampedBase",
+    "UTCDateTime",
+    "database_of",
+    "new_id",
+    "on_commit",
+    "utcnow",
+]
+
+log = structlog.get_logger("app.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -97,17 +109,40 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     )
 
 
+_SESSION_DATABASE = "database"
+_ON_COMMIT = "on_commit"
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def database_of(session: AsyncSession) -> Database | None:
+    """The :class:`Database` that opened ``session`` (None for a session made elsewhere)."""
+    database = session.info.get(_SESSION_DATABASE)
+    return database if isinstance(database, Database) else None
+
+
+def on_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run ``callback`` once the transaction of ``session`` (opened by :meth:`Database.transaction`) has
+    committed; never if it rolls back. For effects that must not happen unless the data is durable (a
+    real-time push); effects that must happen *because* the data is durable belong in the outbox.
+    A failing callback is logged and does not affect the committed transaction. A callback registered inside
+    a savepoint (``begin_nested``) that is rolled back still runs when the outer transaction commits."""
+    session.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
 class Database:
     """The process's engine and its two kinds of session: reading, and writing in one transaction."""
 
     def __init__(self, settings: Settings, *, url: str | None = None) -> None:
+        self.settings = settings
         self.engine = create_engine(settings, url=url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        info = {_SESSION_DATABASE: self}
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         writer_engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         )
-        self._writer = async_sessionmaker(writer_engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(writer_engine, expire_on_commit=False, info=info)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -117,9 +152,19 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: committed when the block ends normally, rolled back on any exception."""
-        async with self._writer() as session, session.begin():
-            yield session
+        """One unit of work: committed when the block ends normally, rolled back on any exception.
+        Callbacks registered with :func:`on_commit` run after the commit, in registration order."""
+        async with self._writer() as session:
+            async with session.begin():
+                yield session
+            callbacks: list[AfterCommit] = session.info.pop(_ON_COMMIT, [])
+            for callback in callbacks:
+                try:
+                    await callback()
+                except Exception as exc:
+                    log.error(
+                        "after_commit_failed", callback=getattr(callback, "__qualname__", "?"), exc_info=exc
+                    )
 
     async def dispose(self) -> None:
         await self.engine.dispose()

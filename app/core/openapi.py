@@ -224,8 +224,15 @@ def document_errors(app: Litestar) -> None:
                     continue
                 responses = operation.responses or {}
                 for status, codes in sorted(_statuses_for(operation, method, declared, handler.opt).items()):
-                    if str(status) in responses:
+                    existing = responses.get(str(status))
+                    litestar_400 = (
+                        status == 400
+                        and isinstance(existing, OpenAPIResponse)
+                        and PROBLEM_MEDIA_TYPE not in (existing.content or {})
+                    )
+                    if existing is not None and not litestar_400:
                         continue
+                    # Litestar documents its own 400 ("Validation Exception" as JSON), which we never send.
                     listed = ", ".join(f"`{c}`" for c in codes)
                     text = _STATUS_TEXT.get(status, "Refused.")
                     responses[str(status)] = OpenAPIResponse(

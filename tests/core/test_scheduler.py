@@ -238,7 +238,8 @@ async def test_the_advisory_lock_dies_with_its_session(backend_env: Backend) -> 
             await conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                    "WHERE locktype = 'advisory' AND pid <> pg_backend_pid() "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
             )
         assert not await holder.still_held(), "the old leader learns it no longer leads"
