@@ -18,6 +18,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
     Contact,
+    OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
@@ -181,6 +182,32 @@ def _statuses_for(
     return statuses
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _document_idempotency(operation: Any) -> None:
+    """A route taking ``Idempotency-Key``: the header is a plain required string, and its successful
+    responses document ``Idempotent-Replayed``."""
+    parameters = [
+        p
+        for p in operation.parameters or ()
+        if getattr(p, "param_in", None) == "header" and getattr(p, "name", "") == IDEMPOTENCY_HEADER
+    ]
+    if not parameters:
+        return
+    for parameter in parameters:
+        parameter.required = True
+        parameter.schema = Schema(type=OpenAPIType.STRING, min_length=1, max_length=255)
+    replayed = OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
+        description="`true` when this is the stored response of an earlier request with the same "
+        "Idempotency-Key (nothing was done again); absent on the first response.",
+    )
+    for status, response in (operation.responses or {}).items():
+        if str(status).startswith("2") and isinstance(response, OpenAPIResponse):
+            response.headers = {**(response.headers or {}), "Idempotent-Replayed": replayed}
+
+
 def document_errors(app: Litestar) -> None:
     """Add the problem responses to every operation of ``app``'s (cached) OpenAPI document."""
     openapi = app.openapi_schema
@@ -201,10 +228,15 @@ def document_errors(app: Litestar) -> None:
                 operation = getattr(path_item, method, None)
                 if operation is None:
                     continue
+                _document_idempotency(operation)
                 responses = operation.responses or {}
                 for status, codes in sorted(_statuses_for(operation, method, declared, handler.opt).items()):
-                    if str(status) in responses:
-                        continue
+                    existing = responses.get(str(status))
+                    if isinstance(existing, OpenAPIResponse) and PROBLEM_MEDIA_TYPE in (
+                        existing.content or {}
+                    ):
+                        continue  # the route documented this problem itself
+                    # Otherwise replace it: Litestar's own 400 documents a schema we never send.
                     listed = ", ".join(f"`{c}`" for c in codes)
                     text = _STATUS_TEXT.get(status, "Refused.")
                     responses[str(status)] = OpenAPIResponse(
