@@ -87,7 +87,7 @@ class Gate:
     backend_pid: int | None = None
 
 
-async def _order_effect(
+def _order_effect(
     request: Request[Any, Any, Any], caller: Caller, data: OrderCreate
 ) -> Callable[[AsyncSession], Awaitable[Order]]:
     gate: Gate = request.app.state.gate
@@ -147,7 +147,7 @@ class OrdersController(Controller):
             scope=scope_of(caller),
             key=idempotency_key,
             data=data,
-            effect=await _order_effect(request, caller, data),
+            effect=_order_effect(request, caller, data),
         )
 
     @post(
@@ -171,7 +171,7 @@ class OrdersController(Controller):
             scope=scope_of(caller),
             key=idempotency_key,
             data=data,
-            effect=await _order_effect(request, caller, data),
+            effect=_order_effect(request, caller, data),
         )
 
 
