@@ -19,6 +19,7 @@ from app.core.db import Database
 from app.core.deps import core_dependencies
 from app.core.errors import exception_handlers
 from app.core.health import health_routes
+from app.core.idempotency import IDEMPOTENCY_ERRORS  # noqa: F401 - its error codes join the catalogue
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.openapi import SWAGGER_ASSETS, document_errors, openapi_config
 from app.core.ratelimit import RateLimiter

@@ -5,13 +5,23 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, new_id, utcnow
+from app.core.db import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["JobRun", "OutboxDelivery", "OutboxMessage"]
+__all__ = ["IdempotencyRecord", "JobRun", "OutboxDelivery", "OutboxMessage"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -109,3 +119,30 @@ class JobRun(Base):
 # ---------------------------------------------------------------------------------------------------------
 # end of outbox and scheduled jobs
 # ---------------------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Idempotency keys (app/core/idempotency.py)
+# ---------------------------------------------------------------------------------------------------------
+
+
+class IdempotencyRecord(Base):
+    """A request that took effect under an ``Idempotency-Key``, and the response it got.
+
+    Written in the same transaction as the effect (see :mod:`app.core.idempotency`), so a row exists if and
+    only if the effect was committed. The primary key is the uniqueness rule: one row per caller and key.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """Whose key it is: ``user:<uuid>`` (later ``merchant:<id>``, ``api_key:<id>``)."""
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """The client's ``Idempotency-Key`` header, verbatim (case-sensitive)."""
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """SHA-256 of the canonical request (method, path, query, body without the PIN)."""
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    """The JSON response body exactly as first sent."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))

@@ -19,6 +19,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
     Contact,
+    OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
@@ -198,6 +199,32 @@ def _describe_fields(schemas: dict[str, Any]) -> None:
                 schema.properties[field_name] = Reference(ref=prop.ref, description=docs[field_name])
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _document_idempotency(operation: Any) -> None:
+    """A route taking ``Idempotency-Key``: the header is a plain required string, and its successful
+    responses document ``Idempotent-Replayed``."""
+    parameters = [
+        p
+        for p in operation.parameters or ()
+        if getattr(p, "param_in", None) == "header" and getattr(p, "name", "") == IDEMPOTENCY_HEADER
+    ]
+    if not parameters:
+        return
+    for parameter in parameters:
+        parameter.required = True
+        parameter.schema = Schema(type=OpenAPIType.STRING, min_length=1, max_length=255)
+    replayed = OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
+        description="`true` when this is the stored response of an earlier request with the same "
+        "Idempotency-Key (nothing was done again); absent on the first response.",
+    )
+    for status, response in (operation.responses or {}).items():
+        if str(status).startswith("2") and isinstance(response, OpenAPIResponse):
+            response.headers = {**(response.headers or {}), "Idempotent-Replayed": replayed}
+
+
 def document_errors(app: Litestar) -> None:
     """Add the problem responses to every operation of ``app``'s (cached) OpenAPI document."""
     openapi = app.openapi_schema
@@ -222,6 +249,7 @@ def document_errors(app: Litestar) -> None:
                 operation = getattr(path_item, method, None)
                 if operation is None:
                     continue
+                _document_idempotency(operation)
                 responses = operation.responses or {}
                 for status, codes in sorted(_statuses_for(operation, method, declared, handler.opt).items()):
                     existing = responses.get(str(status))

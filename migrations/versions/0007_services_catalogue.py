@@ -14,7 +14,7 @@ from advanced_alchemy.types import DateTimeUTC
 from alembic import op
 
 revision: str = "0007_services_catalogue"
-down_revision: str | Sequence[str] | None = "0001_baseline"
+down_revision: str | Sequence[str] | None = "0002_idempotency"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,7 @@
+-- See bench/idempotency.py: the database side of the idempotency layer (pgbench -M prepared).
+\set k random(1, 1000000000000)
+BEGIN;
+SELECT 1;
+INSERT INTO bench_effects (owner, amount) VALUES ('bench', 1000);
+SELECT 1;
+END;
