@@ -20,7 +20,9 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
-    return []
+    from app.bills.demo import seed_bills
+
+    return [seed_bills]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

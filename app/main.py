@@ -13,6 +13,9 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 from redis.asyncio import Redis
 
+from app.bills.connectors import load_biller_secrets
+from app.bills.gateway import BillerGateway
+from app.bills.routes import bills_routes
 from app.core.db import Database
 from app.core.deps import core_dependencies
 from app.core.errors import exception_handlers
@@ -38,7 +41,7 @@ class MetricsController(PrometheusController):
 
 def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
-    return []
+    return [*bills_routes]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
     db = Database(settings)
+    biller_gateway = BillerGateway(allow_sandbox=not settings.is_production, secrets=load_biller_secrets())
     redis = (
         Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         if settings.redis_url
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            await biller_gateway.aclose()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
@@ -71,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             *_domain_routes(),
         ],
-        state=State({"settings": settings, "db": db, "redis": redis}),
+        state=State({"settings": settings, "db": db, "redis": redis, "biller_gateway": biller_gateway}),
         dependencies=core_dependencies(),
         middleware=[RequestContextMiddleware(), prometheus.middleware],
         exception_handlers=exception_handlers(),
