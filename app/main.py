@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
-            await biller_gateway.aclose()
+            await app.state.biller_gateway.aclose()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
