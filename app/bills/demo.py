@@ -41,9 +41,7 @@ async def seed_bills(db: Database, settings: Settings, credentials: dict[str, An
     gateway = BillerGateway(allow_sandbox=not settings.is_production)
     try:
         for entry in data["household"]:
-            await service.lookup(
-                db, gateway, entry["biller"], entry["customer_code"], caller_id=uuid.UUID(int=0)
-            )
+            await service.refresh_customer(db, gateway, entry["biller"], entry["customer_code"])
     finally:
         await gateway.aclose()
     credentials["bills"] = {

@@ -71,6 +71,7 @@ __all__ = [
     "list_saved_codes",
     "lookup",
     "put_biller",
+    "refresh_customer",
     "refresh_saved_codes",
     "save_code",
     "store_presented",
@@ -244,10 +245,10 @@ async def store_presented(
 ) -> None:
     """Store what ``biller`` presents for ``customer_code``, idempotently (by the biller's bill id).
 
-    New bills arrive unpaid. A known bill that is still unpaid takes the biller's current amount and dates;
-    a bill already pending, paid or refunded is never touched. With ``withdraw_absent`` (a fetch returns every
-    unpaid bill of the customer), unpaid bills the biller no longer presents become ``cancelled``: paid at a
-    counter or withdrawn.
+    New bills arrive unpaid. A known bill that is still unpaid takes the biller's current amount and dates (a
+    withdrawn one presented again is payable again); a bill pending, paid, refunded or expired is never
+    touched. With ``withdraw_absent`` (a fetch returns every unpaid bill of the customer), unpaid bills the
+    biller no longer presents become ``cancelled``: paid at a counter, or withdrawn.
     """
     now = utcnow()
     if bills:
@@ -281,8 +282,11 @@ async def store_presented(
                 "customer_name": excluded.customer_name,
                 "description": excluded.description,
                 "updated_at": excluded.updated_at,
+                "status": "unpaid",
             },
-            where=and_(Bill.status == "unpaid", Bill.customer_code == excluded.customer_code),
+            where=and_(
+                Bill.status.in_(("unpaid", "cancelled")), Bill.customer_code == excluded.customer_code
+            ),
         )
         await session.execute(statement)
     if withdraw_absent:
@@ -333,7 +337,7 @@ async def issue_bill(
     owner_user_id: uuid.UUID | None = None,
 ) -> Bill:
     """Create a bill from inside the platform (e.g. a dossier fee, owned by its applicant), in the caller's
-    transaction; issuing the same ``external_id`` again returns the bill already there."""
+    transaction. Issuing the same ``external_id`` again keeps one bill (updated while it is unpaid)."""
     biller = await get_biller(session, biller_code)
     bill = PresentedBill(
         external_id=external_id, period=period, amount=amount, due_date=due_date, description=description
@@ -352,6 +356,14 @@ async def issue_bill(
     )
     assert stored is not None
     return stored
+
+
+async def refresh_customer(db: Database, gateway: BillerGateway, biller_code: str, raw_code: str) -> None:
+    """Ask a fetch biller for one customer's bills now and store them (for jobs and demo data)."""
+    async with db.read() as session:
+        biller = await get_biller(session, biller_code)
+    if biller.presentment == "fetch":
+        await _fetch_and_store(db, gateway, biller, normalise_code(customer_input(biller), raw_code))
 
 
 async def lookup(
@@ -434,16 +446,18 @@ async def save_code(
             set_={"nickname": statement.excluded.nickname},
         )
         await session.execute(statement)
-    saved = [
-        s
-        for s in await list_saved_codes(db, user_id)
-        if s.biller.code == biller.code and s.customer_code == code
-    ]
+    saved = await _saved_codes(
+        db, user_id, SavedCustomerCode.biller_id == biller.id, SavedCustomerCode.customer_code == code
+    )
     return saved[0]
 
 
 async def list_saved_codes(db: Database, user_id: uuid.UUID) -> list[SavedCode]:
     """The citizen's saved codes, each with its unpaid count and total."""
+    return await _saved_codes(db, user_id)
+
+
+async def _saved_codes(db: Database, user_id: uuid.UUID, *conditions: Any) -> list[SavedCode]:
     unpaid = and_(
         Bill.biller_id == SavedCustomerCode.biller_id,
         Bill.customer_code == SavedCustomerCode.customer_code,
@@ -454,7 +468,7 @@ async def list_saved_codes(db: Database, user_id: uuid.UUID) -> list[SavedCode]:
         select(SavedCustomerCode, Biller, func.count(Bill.id), func.coalesce(func.sum(Bill.amount), 0))
         .join(Biller, Biller.id == SavedCustomerCode.biller_id)
         .outerjoin(Bill, unpaid)
-        .where(SavedCustomerCode.user_id == user_id)
+        .where(SavedCustomerCode.user_id == user_id, *conditions)
         .group_by(SavedCustomerCode.id, Biller.id)
         .order_by(SavedCustomerCode.created_at, SavedCustomerCode.id)
     )

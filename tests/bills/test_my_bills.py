@@ -99,15 +99,13 @@ async def test_http_biller_found_then_paid_elsewhere(
     url = "/api/v1/billers/VNPT_HUE/customers/HUE123456/bills"
     async with respx.mock(assert_all_called=False) as biller:
         route = biller.get(VNPT_FETCH)
-        route.respond(
-            200,
-            json={
-                "customer_name": "Phan Văn Long",
-                "bills": [
-                    {"bill_id": "VNPT-06", "period": "2025-06", "amount": 165000, "due_date": "2025-07-10"}
-                ],
-            },
-        )
+        first_answer = {
+            "customer_name": "Phan Văn Long",
+            "bills": [
+                {"bill_id": "VNPT-06", "period": "2025-06", "amount": 165000, "due_date": "2025-07-10"}
+            ],
+        }
+        route.respond(200, json=first_answer)
         found = (await client.get(url, headers=citizen.headers)).json()
         assert route.calls.last.request.headers["X-Api-Key"] == "secret-key"
         assert [(b["period"], b["amount"]) for b in found["bills"]] == [("2025-06", 165000)]
@@ -116,9 +114,15 @@ async def test_http_biller_found_then_paid_elsewhere(
 
         route.respond(200, json={"customer_name": "Phan Văn Long", "bills": []})
         assert (await client.get(url, headers=citizen.headers)).json()["bills"] == []
-    async with db.read() as session:
-        status = await session.scalar(select(Bill.status).where(Bill.external_id == "VNPT-06"))
-    assert status == "cancelled", "a bill the biller no longer presents is no longer payable"
+        async with db.read() as session:
+            status = await session.scalar(select(Bill.status).where(Bill.external_id == "VNPT-06"))
+        assert status == "cancelled", "a bill the biller no longer presents is no longer payable"
+
+        route.respond(200, json=first_answer)
+        again = (await client.get(url, headers=citizen.headers)).json()
+        assert [b["id"] for b in again["bills"]] == [b["id"] for b in found["bills"]], (
+            "presented again: payable"
+        )
 
 
 HTTP_FAILURES = [
