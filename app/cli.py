@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,10 +21,14 @@ db_cli = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
 demo_cli = typer.Typer(help="Demo data", no_args_is_help=True)
 spec_cli = typer.Typer(help="The OpenAPI document for mobile developers", no_args_is_help=True)
 bills_cli = typer.Typer(help="Bills: billers' monthly batch files", no_args_is_help=True)
+services_cli = typer.Typer(
+    help="Public services: procedure catalogue and holiday table", no_args_is_help=True
+)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(bills_cli, name="bills")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(spec_cli, name="spec")
+cli.add_typer(services_cli, name="services")
 console = Console(stderr=True)
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "mobile_api_spec" / "openapi.json"
@@ -58,6 +63,20 @@ def serve(
         factory=True,
         log_access=False,
     ).serve()
+
+
+@cli.command()
+def worker() -> None:
+    """Run the outbox dispatcher and the scheduled jobs until SIGTERM/SIGINT (graceful shutdown)."""
+    from app import tasks  # noqa: F401 - registers every module's delivery handlers and jobs
+    from app.core.observability import configure_logging
+    from app.core.worker import run_worker
+
+    settings = _settings()
+    configure_logging(settings)
+    console.print("Worker running (outbox dispatcher + scheduler); Ctrl-C or SIGTERM stops it.")
+    asyncio.run(run_worker(settings))
+    console.print("Worker stopped.")
 
 
 @db_cli.command("upgrade")
@@ -184,6 +203,48 @@ def bills_import(
     )
     if report.rejected:
         raise typer.Exit(1)
+
+
+@services_cli.command("load-catalogue")
+def services_load_catalogue(
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        help="A province's catalogue file (default: ../shared/data/procedures.json from the repository root)",
+    ),
+) -> None:
+    """Load procedures (and agencies) idempotently; fields an admin edited are kept."""
+    from app.services.catalogue import NATIONAL_CATALOGUE_FILE, CatalogueError
+    from app.services.service import load_catalogue_file
+
+    try:
+        report = asyncio.run(load_catalogue_file(_settings(), file or NATIONAL_CATALOGUE_FILE))
+    except CatalogueError as exc:
+        console.print(f"[red]Cannot load the catalogue:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print_json(json.dumps(dataclasses.asdict(report), ensure_ascii=False))
+
+
+@services_cli.command("load-holidays")
+def services_load_holidays(
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        help="Holiday file (default: ../shared/data/vn_holidays.json from the repository root)",
+    ),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite years already in the table"),
+) -> None:
+    """Load the holiday table idempotently (years already present are kept unless --replace)."""
+    from app.services.calendar import HolidayFileError
+    from app.services.catalogue import HOLIDAYS_FILE, CatalogueError
+    from app.services.service import load_holidays_file
+
+    try:
+        report = asyncio.run(load_holidays_file(_settings(), file or HOLIDAYS_FILE, replace=replace))
+    except (CatalogueError, HolidayFileError) as exc:
+        console.print(f"[red]Cannot load the holidays:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print_json(json.dumps(dataclasses.asdict(report)))
 
 
 def main() -> None:

@@ -11,7 +11,9 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from app.bills.connectors import load_biller_secrets
 from app.bills.gateway import BillerGateway
@@ -22,7 +24,9 @@ from app.core.errors import exception_handlers
 from app.core.health import health_routes
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.openapi import SWAGGER_ASSETS, document_errors, openapi_config
+from app.core.ratelimit import RateLimiter
 from app.core.settings import Settings, get_settings
+from app.core.stores import build_stores
 
 __all__ = ["create_app"]
 
@@ -41,7 +45,10 @@ class MetricsController(PrometheusController):
 
 def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
-    return [*bills_routes]
+    from app.admin.routes import admin_routes
+    from app.services.routes import services_routes
+
+    return [*services_routes, *bills_routes, *admin_routes]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -50,17 +57,42 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     db = Database(settings)
     biller_gateway = BillerGateway(allow_sandbox=not settings.is_production, secrets=load_biller_secrets())
+    # Short timeouts and a single immediate retry (for a pooled connection that died): Redis is an
+    # accelerator, so a request must not wait long on it; the stores then pause it for a cool-down. A burst
+    # of requests waits for one of 64 connections instead of failing as if Redis were down.
     redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=64,
+                timeout=2,
+                socket_timeout=1,
+                socket_connect_timeout=1,
+                socket_keepalive=True,
+                retry=Retry(NoBackoff(), retries=1),
+            )
+        )
         if settings.redis_url
         else None
     )
+    stores = build_stores(settings, redis)
+    limiter = RateLimiter.from_settings(settings, stores)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        worker = None
+        if settings.run_worker_in_process:
+            from app import tasks  # noqa: F401 - registers every module's delivery handlers and jobs
+            from app.core.worker import Worker
+
+            worker = Worker(db, settings)
+            app.state.worker = worker
+            await worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop(grace_seconds=10)
             await app.state.biller_gateway.aclose()
             if redis is not None:
                 await redis.aclose()
@@ -76,7 +108,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             *_domain_routes(),
         ],
-        state=State({"settings": settings, "db": db, "redis": redis, "biller_gateway": biller_gateway}),
+        state=State(
+            {
+                "settings": settings,
+                "db": db,
+                "redis": redis,
+                "stores": stores,
+                "limiter": limiter,
+                "biller_gateway": biller_gateway,
+            }
+        ),
         dependencies=core_dependencies(),
         middleware=[RequestContextMiddleware(), prometheus.middleware],
         exception_handlers=exception_handlers(),

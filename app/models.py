@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from app.bills import models as bills_models  # noqa: F401
 from app.core import models as core_models  # noqa: F401
+from app.services import models as services_models  # noqa: F401
 
 __all__: list[str] = []

@@ -36,6 +36,7 @@ from app.bills.schemas import (
 )
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
+from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty, require_roles
 from app.core.settings import Settings
 
@@ -59,6 +60,7 @@ class BillerCatalogueController(Controller):
 
     path = "/api/v1/billers"
     tags = ["bills"]
+    guards = [rate_limit("default")]
 
     @get(
         "/",
@@ -126,7 +128,7 @@ class MyBillsController(Controller):
     tags = ["bills"]
     dependencies = {"gateway": provide_biller_gateway, **AUTHENTICATED["dependencies"]}
     security = AUTHENTICATED["security"]
-    guards = [require_roles("citizen")]
+    guards = [require_roles("citizen"), rate_limit("default")]
 
     @get(
         "/customer-codes",
@@ -224,7 +226,7 @@ class BillerAdminController(Controller):
     tags = ["admin"]
     dependencies = AUTHENTICATED["dependencies"]
     security = AUTHENTICATED["security"]
-    guards = [require_duty("superadmin")]
+    guards = [require_duty("superadmin"), rate_limit("default")]
 
     @get("/", operation_id="adminListBillers", summary="Every biller", opt={"errors": []})
     async def list_all(self, db: NamedDependency[Database]) -> list[BillerAdmin]:

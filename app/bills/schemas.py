@@ -143,7 +143,9 @@ class BillerIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     amount_rule: AmountRule
     """`exact`: the bill's amount; `at_least`: that amount or more; `partial_allowed`: up to the amount."""
     customer_input: CustomerInput
+    """How customers are identified and their codes checked."""
     settlement: SettlementAccount
+    """Where settlements are paid."""
     description: Annotated[str, Meta(max_length=2000, description="Shown to citizens.")] | None = None
     connector: ConnectorConfig | None = None
     """Required for `fetch` billers; optional otherwise (payment confirmations)."""

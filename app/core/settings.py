@@ -9,14 +9,16 @@ keys verify, so keys rotate without downtime.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ConfigError", "KeyRing", "Settings", "get_settings", "load_settings"]
+__all__ = ["ConfigError", "KeyRing", "RateRule", "Settings", "get_settings", "load_settings"]
 
 Environment = Literal["development", "test", "production"]
 
@@ -84,6 +86,22 @@ class KeyRing:
 
 
 @dataclass(frozen=True, slots=True)
+class RateRule:
+    """At most ``limit`` requests per ``window_seconds`` (a fixed window starting at the first request)."""
+
+    limit: int
+    window_seconds: int
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> RateRule:
+        """``"<limit>/<seconds>"``, e.g. ``"10/300"`` for ten per five minutes."""
+        count, sep, window = raw.strip().partition("/")
+        if not sep:
+            raise ConfigError(f"{name}: expected '<limit>/<seconds>' such as '10/300', got {raw!r}")
+        return cls(limit=_int(name, count.strip()), window_seconds=_int(name, window.strip()))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the process needs to know about its environment."""
 
@@ -93,13 +111,31 @@ class Settings:
     """None means in-process stores (embedded mode)."""
     redis_prefix: str = "hue:"
     """Namespace of every Redis key and channel, so several deployments (or test runs) can share a server."""
+    redis_cooldown_seconds: float = 2.0
+    """After a Redis failure, stores answer "unavailable" at once for this long instead of waiting on a dead
+    server for every request; then one call tries Redis again. 0 disables the pause."""
+    rate_limit_signin: RateRule = RateRule(20, 300)
+    """Sign-in attempts per client address (and, where identity checks it, per account)."""
+    rate_limit_otp: RateRule = RateRule(10, 3600)
+    """OTP sends per client address (identity adds a tighter per-phone-number check)."""
+    rate_limit_payments: RateRule = RateRule(30, 60)
+    """Money movements started per caller."""
+    rate_limit_default: RateRule = RateRule(600, 60)
+    """Any other request per caller (or per address when not signed in)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or CIDR networks of reverse proxies whose ``X-Forwarded-For`` names the real client."""
     var_dir: Path = Path("./var")
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
     log_json: bool = True
     run_worker_in_process: bool = True
-    """Embedded mode runs the outbox dispatcher and scheduled jobs inside the API process."""
+    """Embedded mode runs the outbox dispatcher and scheduled jobs inside the API process (never in tests)."""
+    outbox_max_attempts: int = 10
+    """Delivery attempts of an outbox message (per round: an admin retry starts a new round) before it is
+    dead-lettered; a handler may declare its own."""
+    outbox_retention_days: int = 7
+    """Delivered outbox messages (and their delivery log) are purged this many days after delivery."""
     allow_sqlite_in_production: bool = False
     jwt_issuer: str = "hue-citizen"
     jwt_audience: str = "hue-citizen-mobile"
@@ -107,6 +143,10 @@ class Settings:
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     max_json_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
+    office_hours: tuple[tuple[time, time], ...] = ((time(7, 0), time(11, 30)), (time(13, 30), time(17, 0)))
+    """Public offices' opening periods on a working day, in Asia/Ho_Chi_Minh (``OFFICE_HOURS``, e.g.
+    ``07:00-11:30,13:30-17:00``: 4.5 h + 3.5 h = the 8 working hours of a working day). Deadlines of
+    public-service dossiers are counted in these hours."""
     db_pool_size: int = 10
     jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
     pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
@@ -150,6 +190,29 @@ def _int(name: str, raw: str, minimum: int = 1) -> int:
     return value
 
 
+def _float(name: str, raw: str, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from exc
+    if not value >= minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    networks: list[str] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or CIDR network") from exc
+    return tuple(networks)
+
+
 def _database_url(raw: str) -> str:
     if raw.startswith("postgresql://") or raw.startswith("postgres://"):
         raw = "postgresql+asyncpg://" + raw.split("://", 1)[1]
@@ -159,6 +222,24 @@ def _database_url(raw: str) -> str:
             f"got scheme {raw.split(':', 1)[0]!r}"
         )
     return raw
+
+
+def _office_hours(raw: str) -> tuple[tuple[time, time], ...]:
+    """``HH:MM-HH:MM[,HH:MM-HH:MM...]``: ordered, non-overlapping periods within one day."""
+    periods: list[tuple[time, time]] = []
+    for part in raw.split(","):
+        start_text, sep, end_text = part.strip().partition("-")
+        try:
+            if not sep:
+                raise ValueError(part)
+            start = time.fromisoformat(start_text.strip())
+            end = time.fromisoformat(end_text.strip())
+        except ValueError as exc:
+            raise ConfigError(f"OFFICE_HOURS: expected 'HH:MM-HH:MM[,HH:MM-HH:MM...]', got {raw!r}") from exc
+        if start >= end or (periods and start < periods[-1][1]):
+            raise ConfigError(f"OFFICE_HOURS: periods must be ordered and not overlap, got {raw!r}")
+        periods.append((start, end))
+    return tuple(periods)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -179,6 +260,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {redis_url!r}")
         values["redis_url"] = redis_url
     values["redis_prefix"] = env.get("REDIS_PREFIX", "hue:")
+    if "REDIS_COOLDOWN_SECONDS" in env:
+        values["redis_cooldown_seconds"] = _float("REDIS_COOLDOWN_SECONDS", env["REDIS_COOLDOWN_SECONDS"])
+    for category in ("signin", "otp", "payments", "default"):
+        var = f"RATE_LIMIT_{category.upper()}"
+        if var in env:
+            values[f"rate_limit_{category}"] = RateRule.parse(var, env[var])
+    if "TRUSTED_PROXIES" in env:
+        values["trusted_proxies"] = _networks("TRUSTED_PROXIES", env["TRUSTED_PROXIES"])
     values["host"] = env.get("HOST", "127.0.0.1")
     if "PORT" in env:
         values["port"] = _int("PORT", env["PORT"])
@@ -195,15 +284,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[attr] = _bool(var, env[var])
     if "RUN_WORKER_IN_PROCESS" not in env and environment == "production":
         values["run_worker_in_process"] = False
+    if environment == "test":
+        values["run_worker_in_process"] = False  # tests start workers explicitly, never behind their back
     for var, attr in (
         ("ACCESS_TOKEN_TTL_SECONDS", "access_token_ttl_seconds"),
         ("REFRESH_TOKEN_TTL_SECONDS", "refresh_token_ttl_seconds"),
         ("MAX_JSON_BODY_BYTES", "max_json_body_bytes"),
         ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ("DB_POOL_SIZE", "db_pool_size"),
+        ("OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts"),
+        ("OUTBOX_RETENTION_DAYS", "outbox_retention_days"),
     ):
         if var in env:
             values[attr] = _int(var, env[var])
+    if "OFFICE_HOURS" in env:
+        values["office_hours"] = _office_hours(env["OFFICE_HOURS"])
     for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
         if var in env:
             values[attr] = env[var]

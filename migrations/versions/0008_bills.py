@@ -1,7 +1,7 @@
 """Bills: the biller registry, presented bills, saved customer codes.
 
 Revision ID: 0008_bills
-Revises: 0001_baseline
+Revises: 0003_outbox_jobs
 Create Date: 2026-11-23
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0008_bills"
-down_revision: str | Sequence[str] | None = "0001_baseline"
+down_revision: str | Sequence[str] | None = "0003_outbox_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
