@@ -1,11 +1,12 @@
 """The operators' command line: ``hue serve``, ``hue worker``, ``hue db upgrade``, ``hue demo seed``,
-``hue spec export``, ``hue audit verify``. Configuration comes from the environment, as for the API."""
+``hue spec export``, ``hue audit verify``, ``hue bills import``. Configuration comes from the environment, as for the API."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import typer
@@ -19,10 +20,12 @@ cli = typer.Typer(help="Huế citizen super-app backend", no_args_is_help=True, 
 db_cli = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
 demo_cli = typer.Typer(help="Demo data", no_args_is_help=True)
 spec_cli = typer.Typer(help="The OpenAPI document for mobile developers", no_args_is_help=True)
+bills_cli = typer.Typer(help="Bills: billers' monthly batch files", no_args_is_help=True)
 services_cli = typer.Typer(
     help="Public services: procedure catalogue and holiday table", no_args_is_help=True
 )
 cli.add_typer(db_cli, name="db")
+cli.add_typer(bills_cli, name="bills")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(spec_cli, name="spec")
 cli.add_typer(services_cli, name="services")
@@ -114,6 +117,94 @@ def demo_seed() -> None:
 
     credentials = asyncio.run(seed_demo(_settings()))
     console.print_json(json.dumps(credentials, ensure_ascii=False))
+
+
+@bills_cli.command("import")
+def bills_import(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="The biller's CSV file"
+    ),
+    biller: str = typer.Option(..., "--biller", help="Code of the (batch) biller, e.g. HEPCO_VSMT"),
+    rejects: Path | None = typer.Option(None, help="Write every rejected row (line, reason) to this CSV"),
+    show: int = typer.Option(20, min=0, help="How many rejected rows to print here"),
+    chunk_size: int = typer.Option(10_000, min=100, max=200_000, help="Rows per transaction"),
+    writers: int = typer.Option(2, min=1, max=8, help="PostgreSQL connections storing chunks side by side"),
+) -> None:
+    """Import a biller's monthly file of bills: bad rows are reported and skipped, good rows imported;
+    importing the same file again changes nothing. Exit status 1 when some rows were rejected."""
+    import csv
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from app.bills.batch_import import ImportFileError, ImportReport, RejectedRow, import_bill_file
+    from app.core.db import Database
+
+    settings = _settings()
+    shown = 0
+    reject_file = rejects.open("w", newline="", encoding="utf-8") if rejects else None
+    reject_writer = csv.writer(reject_file) if reject_file else None
+    if reject_writer is not None:
+        reject_writer.writerow(["line", "reason"])
+
+    def on_reject(row: RejectedRow) -> None:
+        nonlocal shown
+        if reject_writer is not None:
+            reject_writer.writerow([row.line, row.reason])
+        if shown < show:
+            console.print(f"[yellow]line {row.line}:[/yellow] {row.reason}", highlight=False)
+            shown += 1
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>9,} rows/s"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = progress.add_task(file.name, total=file.stat().st_size, rows=0, rate=0)
+    started = time.perf_counter()
+
+    def on_progress(bytes_read: int, report: ImportReport) -> None:
+        rate = int(report.rows / max(time.perf_counter() - started, 1e-6))
+        progress.update(task, completed=bytes_read, rows=report.rows, rate=rate)
+
+    async def run() -> ImportReport:
+        db = Database(settings)
+        try:
+            return await import_bill_file(
+                db,
+                biller,
+                file,
+                chunk_size=chunk_size,
+                writers=writers,
+                on_progress=on_progress,
+                on_reject=on_reject,
+            )
+        finally:
+            await db.dispose()
+
+    try:
+        with progress:
+            report = asyncio.run(run())
+    except ImportFileError as exc:
+        console.print(f"[red]Cannot import {file.name}:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        if reject_file is not None:
+            reject_file.close()
+    if report.ignored_columns:
+        console.print(f"Ignored columns: {', '.join(report.ignored_columns)}")
+    if report.rejected > shown:
+        more = f"; all of them in {rejects}" if rejects else "; use --rejects FILE to list them all"
+        console.print(f"... {report.rejected - shown:,} more rejected rows{more}")
+    console.print(
+        f"{report.rows:,} rows in {report.seconds:.1f} s: [green]{report.imported:,} imported[/green], "
+        f"{report.already_present:,} already present, "
+        f"[{'red' if report.rejected else 'green'}]{report.rejected:,} rejected[/]"
+    )
+    if report.rejected:
+        raise typer.Exit(1)
 
 
 @services_cli.command("load-catalogue")

@@ -20,9 +20,10 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
+    from app.bills.demo import seed_bills
     from app.services.demo import seed_services
 
-    return [seed_services]
+    return [seed_services, seed_bills]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

@@ -15,6 +15,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.bills.connectors import load_biller_secrets
+from app.bills.gateway import BillerGateway
+from app.bills.routes import bills_routes
 from app.core.db import Database
 from app.core.deps import core_dependencies
 from app.core.errors import exception_handlers
@@ -49,7 +52,7 @@ def _domain_routes() -> Sequence[Any]:
     from app.identity.inbox_routes import InboxController
     from app.services.routes import services_routes
 
-    return [InboxController, *services_routes, *admin_routes, AuditController]
+    return [InboxController, *services_routes, *bills_routes, *admin_routes, AuditController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -57,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
     db = Database(settings)
+    biller_gateway = BillerGateway(allow_sandbox=not settings.is_production, secrets=load_biller_secrets())
     # Short timeouts and a single immediate retry (for a pooled connection that died): Redis is an
     # accelerator, so a request must not wait long on it; the stores then pause it for a cool-down. A burst
     # of requests waits for one of 64 connections instead of failing as if Redis were down.
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             if worker is not None:
                 await worker.stop(grace_seconds=10)
+            await app.state.biller_gateway.aclose()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
@@ -107,7 +112,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             *_domain_routes(),
         ],
-        state=State({"settings": settings, "db": db, "redis": redis, "stores": stores, "limiter": limiter}),
+        state=State(
+            {
+                "settings": settings,
+                "db": db,
+                "redis": redis,
+                "stores": stores,
+                "limiter": limiter,
+                "biller_gateway": biller_gateway,
+            }
+        ),
         dependencies=core_dependencies(),
         middleware=[RequestContextMiddleware(), prometheus.middleware],
         exception_handlers=exception_handlers(),

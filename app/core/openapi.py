@@ -192,6 +192,10 @@ def _describe_fields(schemas: dict[str, Any]) -> None:
         if cls is None or not isinstance(schema, Schema) or not schema.properties:
             continue
         docs = field_docstrings(cls)
+        config = getattr(cls, "__struct_config__", None)
+        if config is not None and config.tag_field and config.tag_field not in docs:
+            # The discriminator of a tagged union has no field (nor docstring) of its own.
+            docs = {**docs, config.tag_field: f"Which kind this is: always `{config.tag}` here."}
         for field_name, prop in schema.properties.items():
             if isinstance(prop, Schema) and not prop.description and field_name in docs:
                 prop.description = docs[field_name]

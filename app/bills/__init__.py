@@ -1,0 +1,1 @@
+"""Bills: billers, bill presentment, saved customer codes, the my-bills inbox."""
