@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from app.core import models as core_models  # noqa: F401
+from app.wallet import models as wallet_models  # noqa: F401
 
 __all__: list[str] = []
