@@ -60,3 +60,17 @@ async def assert_books_balance(db: Database) -> None:
     async with db.read() as session:
         report = await ledger.check_books(session)
     assert report.ok, report
+
+
+async def new_wallets(db: Database, count: int, funds: int) -> list[uuid.UUID]:
+    """``count`` wallets with ``funds`` each, opened and topped up in one transaction."""
+    clearing = ledger.system_account(AccountType.GATEWAY_CLEARING)
+    wallets = []
+    async with db.transaction() as session:
+        for _ in range(count):
+            wallet = await ledger.ensure_account(session, AccountType.CITIZEN_WALLET, uuid.uuid4())
+            await ledger.post(
+                session, Entry(kind="topup", postings=[debit(clearing, funds), credit(wallet, funds)])
+            )
+            wallets.append(wallet)
+    return wallets
