@@ -44,170 +44,200 @@ SYSTEM_ACCOUNTS = [
 LEDGER_POST = r"""
 CREATE FUNCTION ledger_post(
     p_entry_id uuid, p_kind text, p_reference text, p_description text, p_metadata text,
-    p_accounts uuid[], p_amounts bigint[], p_hold_id uuid, p_reverses_id uuid
-) RETURNS TABLE (status text, account_id uuid, available bigint, posted_at timestamptz)
+    p_accounts uuid[], p_amounts bigint[], p_hold_id uuid, p_reverses_id uuid,
+    OUT status text, OUT account_id uuid, OUT available bigint, OUT posted_at timestamptz)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
+    n int := coalesce(cardinality(p_accounts), 0);
     v_now timestamptz := now();
+    v_total bigint := 0;
     v_locked uuid[];
+    v_bal bigint[];
+    v_held bigint[];
+    v_net bigint[];
+    v_after bigint[] := '{}';
+    v_delta_acc uuid[] := '{}';
+    v_delta_amt bigint[] := '{}';
     v_hold_account uuid;
-    v_hold_amount bigint := 0;
+    v_hold_amount bigint;
     v_hold_status text;
-    v_bad record;
+    m int;
+    i int;
+    j int;
+    k int;
 BEGIN
-    IF cardinality(p_accounts) IS DISTINCT FROM cardinality(p_amounts) OR cardinality(p_accounts) < 2 THEN
+    IF n < 2 OR n IS DISTINCT FROM cardinality(p_amounts) THEN
         RAISE EXCEPTION 'ledger_post: an entry needs two or more postings' USING ERRCODE = '22023';
     END IF;
-    IF EXISTS (SELECT 1 FROM unnest(p_amounts) AS x(amt) WHERE x.amt IS NULL OR x.amt = 0)
-       OR (SELECT sum(x.amt) FROM unnest(p_amounts) AS x(amt)) <> 0 THEN
-        RAISE EXCEPTION 'ledger_post: postings must be non-zero and sum to zero' USING ERRCODE = '22023';
+    FOR i IN 1..n LOOP
+        IF p_accounts[i] IS NULL OR p_amounts[i] IS NULL OR p_amounts[i] = 0 THEN
+            RAISE EXCEPTION 'ledger_post: postings need an account and a non-zero amount' USING ERRCODE = '22023';
+        END IF;
+        v_total := v_total + p_amounts[i];
+    END LOOP;
+    IF v_total <> 0 THEN
+        RAISE EXCEPTION 'ledger_post: postings must sum to zero' USING ERRCODE = '22023';
     END IF;
 
     IF p_hold_id IS NOT NULL THEN
         SELECT h.account_id INTO v_hold_account FROM ledger_holds h WHERE h.id = p_hold_id;
-        IF v_hold_account IS NULL THEN
-            RETURN QUERY SELECT 'hold_not_found'::text, NULL::uuid, NULL::bigint, NULL::timestamptz;
+        IF NOT FOUND THEN
+            status := 'hold_not_found';
             RETURN;
-        END IF;
-        IF NOT (v_hold_account = ANY (p_accounts)) THEN
-            RAISE EXCEPTION 'ledger_post: the captured hold''s account is not in the entry'
-                USING ERRCODE = '22023';
         END IF;
     END IF;
 
-    -- Lock the wallets of the entry in id order (LockRows runs above the Sort).
-    SELECT coalesce(array_agg(s.id), '{}') INTO v_locked FROM (
-        SELECT a.id FROM ledger_accounts a
-         WHERE a.id = ANY (p_accounts) AND NOT a.allow_negative
-         ORDER BY a.id FOR UPDATE
-    ) s;
+    SELECT array_agg(s.id ORDER BY s.id), array_agg(s.balance ORDER BY s.id), array_agg(s.held ORDER BY s.id)
+      INTO v_locked, v_bal, v_held
+      FROM (SELECT a.id, a.balance, a.held FROM ledger_accounts a
+             WHERE a.id = ANY (p_accounts) AND NOT a.allow_negative
+             ORDER BY a.id FOR UPDATE) s;
+    m := coalesce(cardinality(v_locked), 0);
+    IF m > 0 THEN
+        v_net := array_fill(0::bigint, ARRAY[m]);
+    END IF;
+
+    FOR i IN 1..n LOOP
+        j := array_position(v_locked, p_accounts[i]);
+        IF j IS NULL THEN
+            v_after := array_append(v_after, NULL::bigint);
+            k := array_position(v_delta_acc, p_accounts[i]);
+            IF k IS NULL THEN
+                v_delta_acc := array_append(v_delta_acc, p_accounts[i]);
+                v_delta_amt := array_append(v_delta_amt, p_amounts[i]);
+            ELSE
+                v_delta_amt[k] := v_delta_amt[k] + p_amounts[i];
+            END IF;
+        ELSE
+            v_net[j] := v_net[j] + p_amounts[i];
+            v_after := array_append(v_after, v_bal[j] + v_net[j]);
+        END IF;
+    END LOOP;
 
     IF p_hold_id IS NOT NULL THEN
+        j := array_position(v_locked, v_hold_account);
+        IF j IS NULL THEN
+            RAISE EXCEPTION 'ledger_post: the captured hold''s account is not in the entry' USING ERRCODE = '22023';
+        END IF;
         SELECT h.status, h.amount INTO v_hold_status, v_hold_amount
           FROM ledger_holds h WHERE h.id = p_hold_id FOR UPDATE;
         IF v_hold_status <> 'active' THEN
-            RETURN QUERY SELECT 'hold_not_active'::text, v_hold_account, NULL::bigint, NULL::timestamptz;
+            status := 'hold_not_active';
+            account_id := v_hold_account;
             RETURN;
         END IF;
+        v_held[j] := v_held[j] - v_hold_amount;
     END IF;
 
-    SELECT a.id, a.balance - a.held + CASE WHEN a.id = v_hold_account THEN v_hold_amount ELSE 0 END AS avail
-      INTO v_bad
-      FROM ledger_accounts a
-      JOIN (SELECT x.acc, sum(x.amt) AS net FROM unnest(p_accounts, p_amounts) AS x(acc, amt) GROUP BY x.acc) d
-        ON d.acc = a.id
-     WHERE a.id = ANY (v_locked)
-       AND a.balance - a.held + CASE WHEN a.id = v_hold_account THEN v_hold_amount ELSE 0 END + d.net < 0
-     ORDER BY a.id LIMIT 1;
-    IF FOUND THEN
-        RETURN QUERY SELECT 'insufficient_funds'::text, v_bad.id, v_bad.avail, NULL::timestamptz;
-        RETURN;
-    END IF;
+    FOR j IN 1..m LOOP
+        IF v_bal[j] + v_net[j] < v_held[j] THEN
+            status := 'insufficient_funds';
+            account_id := v_locked[j];
+            available := v_bal[j] - v_held[j];
+            RETURN;
+        END IF;
+    END LOOP;
 
     INSERT INTO ledger_entries (id, created_at, kind, reference, description, metadata, reverses_id)
     VALUES (p_entry_id, v_now, p_kind, p_reference, coalesce(p_description, ''),
             coalesce(p_metadata, '{}')::jsonb, p_reverses_id);
 
-    UPDATE ledger_accounts a
-       SET balance = a.balance + d.net,
-           held = a.held - CASE WHEN a.id = v_hold_account THEN v_hold_amount ELSE 0 END
-      FROM (SELECT x.acc, sum(x.amt) AS net FROM unnest(p_accounts, p_amounts) AS x(acc, amt) GROUP BY x.acc) d
-     WHERE a.id = d.acc AND a.id = ANY (v_locked);
+    FOR j IN 1..m LOOP
+        IF v_net[j] <> 0 OR v_locked[j] = v_hold_account THEN
+            UPDATE ledger_accounts a SET balance = v_bal[j] + v_net[j], held = v_held[j] WHERE a.id = v_locked[j];
+        END IF;
+    END LOOP;
 
     INSERT INTO ledger_postings (entry_id, account_id, amount, balance_after, created_at)
-    SELECT p_entry_id, x.acc, x.amt,
-           CASE WHEN x.acc = ANY (v_locked) THEN
-               (SELECT a.balance FROM ledger_accounts a WHERE a.id = x.acc)
-               - coalesce(sum(x.amt) OVER (PARTITION BY x.acc ORDER BY x.ord
-                                           ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0)
-           END,
-           v_now
-      FROM unnest(p_accounts, p_amounts) WITH ORDINALITY AS x(acc, amt, ord)
-     ORDER BY x.ord;
+    SELECT p_entry_id, u.acc, u.amt, u.bal, v_now
+      FROM unnest(p_accounts, p_amounts, v_after) WITH ORDINALITY AS u(acc, amt, bal, ord)
+     ORDER BY u.ord;
 
-    INSERT INTO ledger_balance_deltas (account_id, amount)
-    SELECT x.acc, sum(x.amt) FROM unnest(p_accounts, p_amounts) AS x(acc, amt)
-     WHERE NOT (x.acc = ANY (v_locked))
-     GROUP BY x.acc HAVING sum(x.amt) <> 0
-     ORDER BY x.acc;
+    IF cardinality(v_delta_acc) > 0 THEN
+        INSERT INTO ledger_balance_deltas (account_id, amount)
+        SELECT u.acc, u.amt FROM unnest(v_delta_acc, v_delta_amt) AS u(acc, amt) WHERE u.amt <> 0;
+    END IF;
 
     IF p_hold_id IS NOT NULL THEN
         UPDATE ledger_holds h SET status = 'captured', entry_id = p_entry_id, resolved_at = v_now
          WHERE h.id = p_hold_id;
     END IF;
 
-    RETURN QUERY
-    SELECT 'ok'::text, a.id, a.balance - a.held, v_now
-      FROM ledger_accounts a
-      JOIN (SELECT x.acc, sum(x.amt) AS net FROM unnest(p_accounts, p_amounts) AS x(acc, amt) GROUP BY x.acc) d
-        ON d.acc = a.id
-     WHERE a.id = ANY (v_locked) AND d.net < 0
-     ORDER BY a.id LIMIT 1;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'ok'::text, NULL::uuid, NULL::bigint, v_now;
-    END IF;
+    status := 'ok';
+    posted_at := v_now;
+    FOR j IN 1..m LOOP
+        IF v_net[j] < 0 THEN
+            account_id := v_locked[j];
+            available := v_bal[j] + v_net[j] - v_held[j];
+            EXIT;
+        END IF;
+    END LOOP;
 END
 $fn$;
 """
 
 LEDGER_HOLD = r"""
 CREATE FUNCTION ledger_hold(
-    p_hold_id uuid, p_account uuid, p_amount bigint, p_kind text, p_reference text, p_expires_at timestamptz
-) RETURNS TABLE (status text, balance bigint, held bigint)
+    p_hold_id uuid, p_account uuid, p_amount bigint, p_kind text, p_reference text, p_expires_at timestamptz,
+    OUT status text, OUT balance bigint, OUT held bigint)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
-    v_acc record;
+    v_negative boolean;
 BEGIN
     IF p_amount IS NULL OR p_amount <= 0 THEN
         RAISE EXCEPTION 'ledger_hold: a hold is a positive amount' USING ERRCODE = '22023';
     END IF;
-    SELECT a.allow_negative, a.balance, a.held INTO v_acc FROM ledger_accounts a WHERE a.id = p_account FOR UPDATE;
+    SELECT a.allow_negative, a.balance, a.held INTO v_negative, balance, held
+      FROM ledger_accounts a WHERE a.id = p_account FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'ledger_hold: no such account' USING ERRCODE = '22023';
     END IF;
-    IF v_acc.allow_negative THEN
+    IF v_negative THEN
         RAISE EXCEPTION 'ledger_hold: holds apply only to accounts that may not go negative'
             USING ERRCODE = '22023';
     END IF;
-    IF v_acc.balance - v_acc.held < p_amount THEN
-        RETURN QUERY SELECT 'insufficient_funds'::text, v_acc.balance, v_acc.held;
+    IF balance - held < p_amount THEN
+        status := 'insufficient_funds';
         RETURN;
     END IF;
-    UPDATE ledger_accounts a SET held = a.held + p_amount WHERE a.id = p_account;
+    held := held + p_amount;
+    UPDATE ledger_accounts a SET held = ledger_hold.held WHERE a.id = p_account;
     INSERT INTO ledger_holds (id, created_at, account_id, amount, status, kind, reference, expires_at)
     VALUES (p_hold_id, now(), p_account, p_amount, 'active', p_kind, p_reference, p_expires_at);
-    RETURN QUERY SELECT 'ok'::text, v_acc.balance, v_acc.held + p_amount;
+    status := 'ok';
 END
 $fn$;
 """
 
 LEDGER_RELEASE = r"""
-CREATE FUNCTION ledger_release(p_hold_id uuid)
-RETURNS TABLE (status text, account_id uuid, balance bigint, held bigint)
+CREATE FUNCTION ledger_release(
+    p_hold_id uuid, OUT status text, OUT account_id uuid, OUT balance bigint, OUT held bigint)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
-    v_account uuid;
-    v_hold record;
-    v_acc record;
+    v_status text;
+    v_amount bigint;
 BEGIN
-    SELECT h.account_id INTO v_account FROM ledger_holds h WHERE h.id = p_hold_id;
-    IF v_account IS NULL THEN
-        RETURN QUERY SELECT 'hold_not_found'::text, NULL::uuid, NULL::bigint, NULL::bigint;
+    SELECT h.account_id INTO account_id FROM ledger_holds h WHERE h.id = p_hold_id;
+    IF NOT FOUND THEN
+        status := 'hold_not_found';
         RETURN;
     END IF;
-    PERFORM 1 FROM ledger_accounts a WHERE a.id = v_account FOR UPDATE;
-    SELECT h.status, h.amount INTO v_hold FROM ledger_holds h WHERE h.id = p_hold_id FOR UPDATE;
-    IF v_hold.status <> 'active' THEN
-        RETURN QUERY SELECT 'hold_not_active'::text, v_account, NULL::bigint, NULL::bigint;
+    -- Same lock order as a posting: the wallet first, then the hold.
+    SELECT a.balance, a.held INTO balance, held FROM ledger_accounts a WHERE a.id = account_id FOR UPDATE;
+    SELECT h.status, h.amount INTO v_status, v_amount FROM ledger_holds h WHERE h.id = p_hold_id FOR UPDATE;
+    IF v_status <> 'active' THEN
+        status := 'hold_not_active';
+        balance := NULL;
+        held := NULL;
         RETURN;
     END IF;
-    UPDATE ledger_accounts a SET held = a.held - v_hold.amount WHERE a.id = v_account
-    RETURNING a.balance, a.held INTO v_acc;
+    held := held - v_amount;
+    UPDATE ledger_accounts a SET held = ledger_release.held WHERE a.id = account_id;
     UPDATE ledger_holds h SET status = 'released', resolved_at = now() WHERE h.id = p_hold_id;
-    RETURN QUERY SELECT 'ok'::text, v_account, v_acc.balance, v_acc.held;
+    status := 'ok';
 END
 $fn$;
 """
@@ -342,6 +372,8 @@ def upgrade() -> None:
     )
 
     if op.get_bind().dialect.name == "postgresql":
+        # Room on each page for HOT updates of balances (no index covers balance or held).
+        op.execute("ALTER TABLE ledger_accounts SET (fillfactor = 70)")
         for ddl in (LEDGER_POST, LEDGER_HOLD, LEDGER_RELEASE):
             op.execute(ddl)
 
