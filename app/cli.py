@@ -1,5 +1,7 @@
 """The operators' command line: ``hue serve``, ``hue worker``, ``hue db upgrade``, ``hue demo seed``,
-``hue spec export``, ``hue audit verify``, ``hue bills import``. Configuration comes from the environment, as for the API."""
+``hue spec export``, ``hue audit verify``, ``hue bills import``.
+
+Configuration comes from the environment, as for the API."""
 
 from __future__ import annotations
 

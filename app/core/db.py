@@ -104,7 +104,13 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: on asyncpg it is BEGIN / ";" / ROLLBACK, three round trips on every checkout, which
+        # measured 0.15-0.25 ms of CPU and up to 40 % of the throughput of a one-call transfer (ledger notes).
+        # A connection that died is detected when used: SQLAlchemy then invalidates the whole pool, so a
+        # database restart costs one failed request per process (retried by the client with its
+        # Idempotency-Key); recycling bounds a connection's age.
+        pool_pre_ping=False,
+        pool_recycle=1800,
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "hue-citizen"}},
     )
 

@@ -1,0 +1,1 @@
+"""The wallet: a double-entry ledger, citizens' wallets, transfers and limits."""

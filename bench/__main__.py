@@ -1,0 +1,168 @@
+"""``make bench``: the money paths' throughput and latency, next to the raw-SQL baselines in the same run.
+
+For each client count (1, 16, 64 by default), interleaved so that both see the same machine:
+- ``pgbench -n -M prepared -f ../shared/bench/transfer.sql -c N -j 2 -T S`` against a fresh database loaded
+  with ``schema.sql``, then the app's transfer between two random wallets;
+- ``hot.sql`` (every payment to one receiving account, whose balance row is locked), then the app's payment
+  from a random wallet to one shop.
+The app side runs against its own fresh, migrated database with 10,000 funded wallets. At the end the app
+database's books are checked (postings sum to zero, every balance equals its postings, no wallet below
+zero), so a fast but wrong ledger cannot pass.
+
+Until the HTTP transfer route exists, the app side is the wallet below HTTP (``bench/service_load.py``):
+``service`` = ``Database.transaction()`` + ``ledger.post`` (the unit of work every module uses), ``sql`` =
+asyncpg pool + BEGIN / ledger_post / COMMIT (the floor under it).
+
+Options: ``--seconds``, ``--clients 1,16,64``, ``--runs N`` (medians), ``--paths service,sql``, ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from bench.pg import (
+    SHARED_BENCH,
+    create_database,
+    drop_database,
+    load_reference_schema,
+    pgbench,
+    sqlalchemy_url,
+)
+from bench.seed import WALLETS, seed_app_database
+
+BASELINE = {"transfer": "transfer.sql", "hot": "hot.sql"}
+
+
+@dataclass
+class Cell:
+    """Every run's figures for one (scenario, path, clients)."""
+
+    rate: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+
+    def median(self, values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+
+def app_load(database: str, path: str, scenario: str, clients: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.service_load",
+            "--url",
+            sqlalchemy_url(database),
+            "--path",
+            path,
+            "--scenario",
+            scenario,
+            "--clients",
+            str(clients),
+            "--seconds",
+            str(seconds),
+            "--pool",
+            str(min(max(clients, 2), 20)),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def check_books(database: str) -> tuple[bool, str]:
+    from app.core.db import Database
+    from app.core.settings import load_settings
+    from app.wallet import ledger
+
+    async def run() -> tuple[bool, str]:
+        db = Database(load_settings({"DATABASE_URL": sqlalchemy_url(database), "LOG_LEVEL": "WARNING"}))
+        try:
+            folded = await ledger.fold_balance_deltas(db)
+            async with db.read() as session:
+                report = await ledger.check_books(session)
+        finally:
+            await db.dispose()
+        detail = "all postings sum to zero, every balance equals its postings, no wallet below zero"
+        return report.ok, f"{folded} deltas folded; " + (detail if report.ok else repr(report)[:2000])
+
+    return asyncio.run(run())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--paths", default="service,sql")
+    parser.add_argument("--scenarios", default="transfer,hot")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    args = parser.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    paths = args.paths.split(",")
+    scenarios = args.scenarios.split(",")
+
+    print(f"baselines from {SHARED_BENCH}", flush=True)
+    started = time.perf_counter()
+    reference = create_database("hue_bench_ref")
+    app = create_database("hue_bench_app")
+    try:
+        load_reference_schema(reference)
+        seed_app_database(app)
+        print(f"databases ready in {time.perf_counter() - started:.0f} s ({WALLETS} wallets)", flush=True)
+        cells: dict[tuple[str, str, int], Cell] = {}
+        for run in range(args.runs):
+            for n in clients:
+                for scenario in scenarios:
+                    base = pgbench(reference, BASELINE[scenario], n, args.seconds)
+                    for path in paths:
+                        result = app_load(app, path, scenario, n, args.seconds)
+                        cell = cells.setdefault((scenario, path, n), Cell())
+                        cell.rate.append(result["rate"])
+                        cell.p50.append(result["p50_ms"])
+                        cell.p99.append(result["p99_ms"])
+                        cell.cpu.append(result["cpu_ms"])
+                        cell.baseline.append(base.tps)
+                        ratio = result["rate"] / base.tps
+                        print(
+                            f"run {run + 1} {scenario:8s} {path:7s} c={n:<3d} app {result['rate']:7.0f}/s "
+                            f"p50 {result['p50_ms']:6.1f} ms p99 {result['p99_ms']:6.1f} ms | "
+                            f"{BASELINE[scenario]} {base.tps:7.0f} tps | ratio {ratio:.2f}",
+                            flush=True,
+                        )
+        ok, books = check_books(app)
+    finally:
+        if not args.keep:
+            drop_database(reference)
+            drop_database(app)
+    print()
+    print(f"Medians of {args.runs} run(s), {args.seconds} s each (app below HTTP: see --help)")
+    header = f"{'scenario':9s} {'path':8s} {'clients':>7s} {'app/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s}"
+    header += f" {'cpu ms':>7s} {'baseline':>12s} {'tps':>7s} {'ratio':>6s}"
+    print(header)
+    for (scenario, path, n), cell in cells.items():
+        rate, tps = cell.median(cell.rate), cell.median(cell.baseline)
+        ratio = statistics.median([r / b for r, b in zip(cell.rate, cell.baseline, strict=True)])
+        p50, p99, cpu = cell.median(cell.p50), cell.median(cell.p99), cell.median(cell.cpu)
+        print(
+            f"{scenario:9s} {path:8s} {n:7d} {rate:8.0f} {p50:7.1f} {p99:7.1f}"
+            f" {cpu:7.2f} {BASELINE[scenario]:>12s} {tps:7.0f} {ratio:6.2f}"
+        )
+    print(f"\nbooks balanced after the runs: {'yes' if ok else 'NO'} ({books})")
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
