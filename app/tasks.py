@@ -5,5 +5,6 @@ adds its import here, in dependency order."""
 from __future__ import annotations
 
 from app.core import housekeeping  # noqa: F401
+from app.wallet import jobs as wallet_jobs  # noqa: F401
 
 __all__: list[str] = []

@@ -52,7 +52,14 @@ def test_core_jobs_are_declared_in_code() -> None:
     import app.tasks  # noqa: F401
 
     names = {job.name for job in JOBS.all()}
-    assert {"outbox.purge_delivered", "scheduler.purge_job_runs"} <= names
+    assert {
+        "outbox.purge_delivered",
+        "scheduler.purge_job_runs",
+        "idempotency.sweep",
+        "audit.anchor_head",
+        "ledger.fold_balance_deltas",
+        "ledger.release_expired_holds",
+    } <= names
     with pytest.raises(ValueError):
         register_job("outbox.purge_delivered", _never, trigger=every(hours=1))
 

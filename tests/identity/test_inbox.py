@@ -489,6 +489,7 @@ async def test_a_rolled_back_notification_is_never_streamed(inbox: Inbox) -> Non
 
 
 async def test_the_stream_is_unavailable_without_pub_sub(app: Litestar, settings: Settings) -> None:
+    app.state.stores = None
     async for opened in _open(app, settings, None):
         response = await opened.http.get(f"{INBOX}/stream", headers=opened.auth(ALICE))
         assert_problem(response, 503, "service_unavailable")

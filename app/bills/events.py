@@ -1,0 +1,29 @@
+"""What the bills module announces to the rest of the app (see :mod:`app.core.events`)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["BillsPaid", "PaidBill"]
+
+
+@dataclass(frozen=True, slots=True)
+class PaidBill:
+    bill_id: uuid.UUID
+    biller_code: str
+    external_id: str
+    """The biller's own id of the bill (for a dossier fee: the id the services module issued it with)."""
+    amount: int
+    """What was paid, in đồng."""
+
+
+@dataclass(frozen=True, slots=True)
+class BillsPaid:
+    """One payment settled these bills; published in the payment's transaction, before commit."""
+
+    payment_id: uuid.UUID
+    payer_id: uuid.UUID
+    paid_at: datetime
+    bills: tuple[PaidBill, ...]
