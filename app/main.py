@@ -19,7 +19,10 @@ from app.core.errors import exception_handlers
 from app.core.health import health_routes
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.openapi import SWAGGER_ASSETS, document_errors, openapi_config
+from app.core.security import register_session_check
 from app.core.settings import Settings, get_settings
+from app.identity import runtime as identity_runtime
+from app.identity.tokens import session_is_active
 
 __all__ = ["create_app"]
 
@@ -51,6 +54,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.redis_url
         else None
     )
+    identity_runtime.install(db, settings, stores=None)
+    register_session_check(session_is_active)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

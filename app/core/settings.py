@@ -108,6 +108,12 @@ class Settings:
     max_json_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
     db_pool_size: int = 10
+    pin_lock_seconds: int = 15 * 60
+    """How long the payment PIN stays locked after 5 wrong tries."""
+    sms_gateway_url: str | None = None
+    """HTTPS endpoint of the SMS gateway (JSON POST); unset outside production means the dev SMS outbox."""
+    sms_gateway_token: str | None = None
+    """Bearer token for the SMS gateway."""
     jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
     pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
     data_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("DATA_KEYS", _DEV_SECRETS["DATA_KEYS"]))
@@ -201,9 +207,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("MAX_JSON_BODY_BYTES", "max_json_body_bytes"),
         ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ("DB_POOL_SIZE", "db_pool_size"),
+        ("PIN_LOCK_SECONDS", "pin_lock_seconds"),
     ):
         if var in env:
             values[attr] = _int(var, env[var])
+    if sms_url := env.get("SMS_GATEWAY_URL"):
+        if not sms_url.startswith(("https://", "http://")):
+            raise ConfigError(f"SMS_GATEWAY_URL: expected an http(s) URL, got {sms_url!r}")
+        values["sms_gateway_url"] = sms_url
+        values["sms_gateway_token"] = env.get("SMS_GATEWAY_TOKEN") or None
     for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
         if var in env:
             values[attr] = env[var]
@@ -222,6 +234,8 @@ def _refuse_unsafe_production(settings: Settings) -> None:
             raise ConfigError(
                 f"{ring.name}: production refuses the embedded development secret; set a real key"
             )
+    if settings.sms_gateway_url is None:
+        raise ConfigError("SMS_GATEWAY_URL: production needs an SMS gateway to send one-time codes")
     if settings.is_sqlite and not settings.allow_sqlite_in_production:
         raise ConfigError(
             "DATABASE_URL: production refuses SQLite; set a PostgreSQL URL or ALLOW_SQLITE_IN_PRODUCTION=true"
