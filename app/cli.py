@@ -18,9 +18,11 @@ cli = typer.Typer(help="Huế citizen super-app backend", no_args_is_help=True, 
 db_cli = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
 demo_cli = typer.Typer(help="Demo data", no_args_is_help=True)
 spec_cli = typer.Typer(help="The OpenAPI document for mobile developers", no_args_is_help=True)
+admin_cli = typer.Typer(help="Administration", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(spec_cli, name="spec")
+cli.add_typer(admin_cli, name="admin")
 console = Console(stderr=True)
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "mobile_api_spec" / "openapi.json"
@@ -93,6 +95,42 @@ def demo_seed() -> None:
 
     credentials = asyncio.run(seed_demo(_settings()))
     console.print_json(json.dumps(credentials, ensure_ascii=False))
+
+
+@admin_cli.command("create-superadmin")
+def admin_create_superadmin(
+    phone: str = typer.Option(..., help="Vietnamese mobile number of the superadmin"),
+    password: str = typer.Option(
+        ...,
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help="Initial password (prompted if omitted)",
+    ),
+    full_name: str = typer.Option("Quản trị hệ thống", help="Full name"),
+) -> None:
+    """Create the first superadmin (or give the duty to the existing account of PHONE)."""
+    from app.core.db import Database
+    from app.core.errors import AppError
+    from app.identity.bootstrap import create_superadmin
+
+    settings = _settings()
+
+    async def run() -> str:
+        db = Database(settings)
+        try:
+            return str(
+                await create_superadmin(db, settings, phone=phone, password=password, full_name=full_name)
+            )
+        finally:
+            await db.dispose()
+
+    try:
+        user_id = asyncio.run(run())
+    except AppError as exc:
+        console.print(f"[red]Refused:[/red] {exc.detail_en}")
+        raise typer.Exit(1) from exc
+    console.print(f"Superadmin ready: user {user_id}")
 
 
 def main() -> None:

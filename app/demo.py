@@ -20,7 +20,9 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
-    return []
+    from app.identity.bootstrap import seed_identity
+
+    return [seed_identity]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

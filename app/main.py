@@ -22,6 +22,7 @@ from app.core.openapi import SWAGGER_ASSETS, document_errors, openapi_config
 from app.core.security import register_session_check
 from app.core.settings import Settings, get_settings
 from app.identity import runtime as identity_runtime
+from app.identity.routes import identity_routes
 from app.identity.tokens import session_is_active
 
 __all__ = ["create_app"]
@@ -39,9 +40,9 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
 
-def _domain_routes() -> Sequence[Any]:
+def _domain_routes(settings: Settings) -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
-    return []
+    return [*identity_routes(production=settings.is_production)]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(
                 path="/docs/assets", directories=[SWAGGER_ASSETS], include_in_schema=False
             ),
-            *_domain_routes(),
+            *_domain_routes(settings),
         ],
         state=State({"settings": settings, "db": db, "redis": redis}),
         dependencies=core_dependencies(),

@@ -9,6 +9,14 @@ identity service functions (no HTTP round trips, a few milliseconds each).
         cashier = await make_user(client, roles=("merchant_cashier",), merchant_id=str(merchant_id))
         admin = await make_user(client, roles=("admin",), duties=("finance",))
         response = await client.get("/api/v1/me", headers=alice.headers)
+
+Pass the test client when the test also uses it: ``AsyncTestClient`` runs the app in an event loop of its own
+(a blocking portal), and the app's database pool and Redis client belong to that loop. :func:`in_app` runs any
+coroutine there, e.g. to read or change rows directly:
+
+        async def read():
+            async with client.app.state.db.read() as session: ...
+        rows = await in_app(client, read)
 """
 
 from __future__ import annotations
@@ -16,9 +24,10 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Litestar
 from sqlalchemy import update
@@ -34,7 +43,9 @@ from app.identity.service import (
 )
 from app.identity.tokens import DeviceInfo, open_session
 
-__all__ = ["DEFAULT_PASSWORD", "DEFAULT_PIN", "UserHandle", "make_user", "new_phone", "valid_cccd"]
+__all__ = ["DEFAULT_PASSWORD", "DEFAULT_PIN", "UserHandle", "in_app", "make_user", "new_phone", "valid_cccd"]
+
+T = TypeVar("T")
 
 DEFAULT_PIN = "246810"
 DEFAULT_PASSWORD = "mat-khau-Hue-2025"
@@ -77,6 +88,15 @@ def _app_of(client_or_app: Any) -> Litestar:
     return app
 
 
+async def in_app(client_or_app: Any, fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn()`` in the event loop the app is served from (the test client's portal, if it has one)."""
+    portal = getattr(client_or_app, "blocking_portal", None)
+    if portal is None:
+        return await fn()
+    result: T = portal.call(fn)
+    return result
+
+
 async def make_user(
     client_or_app: Any,
     *,
@@ -98,6 +118,40 @@ async def make_user(
     app = _app_of(client_or_app)
     db: Database = app.state.db
     phone = phone or new_phone()
+    return await in_app(
+        client_or_app,
+        lambda: _make_user(
+            db,
+            level=level,
+            pin=pin,
+            roles=roles,
+            agency_id=agency_id,
+            merchant_id=merchant_id,
+            duties=duties,
+            password=password,
+            phone=phone,
+            full_name=full_name,
+            date_of_birth=date_of_birth,
+            new_device=new_device,
+        ),
+    )
+
+
+async def _make_user(
+    db: Database,
+    *,
+    level: int,
+    pin: str | None,
+    roles: tuple[str, ...],
+    agency_id: str | uuid.UUID | None,
+    merchant_id: str | uuid.UUID | None,
+    duties: tuple[str, ...],
+    password: str | None,
+    phone: str,
+    full_name: str,
+    date_of_birth: date,
+    new_device: bool,
+) -> UserHandle:
     scoped: list[tuple[str, str]] = []
     for role in roles:
         if role == "admin":

@@ -62,9 +62,11 @@ async def set_pin(session: AsyncSession, user_id: uuid.UUID, pin: str) -> None:
     assert digest is not None
     row = await session.get(PaymentPin, user_id)
     if row is None:
+        # No PIN, so no try was ever counted (verification stops at pin_not_set): nothing to clear.
         session.add(PaymentPin(user_id=user_id, pin_hash=digest, salt=salt, key_id=ring.active_kid))
-    else:
-        row.pin_hash, row.salt, row.key_id, row.set_at = digest, salt, ring.active_kid, utcnow()
+        await session.flush()
+        return
+    row.pin_hash, row.salt, row.key_id, row.set_at = digest, salt, ring.active_kid, utcnow()
     await session.flush()
     await runtime.money_reset(_fail_key(user_id))
     await runtime.money_reset(_lock_key(user_id))
