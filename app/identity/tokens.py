@@ -178,7 +178,7 @@ async def rotate_refresh_token(db: Database, token: str) -> TokenPair:
         ).first()
         if row is None:
             raise INVALID_REFRESH_TOKEN()
-        refresh, auth = row.tuple()
+        refresh, auth = row
         if auth.revoked_at is not None or auth.expires_at <= now or refresh.expires_at <= now:
             raise INVALID_REFRESH_TOKEN()
         spent = refresh.used_at is not None
