@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,10 +20,14 @@ db_cli = typer.Typer(help="Database schema (Alembic)", no_args_is_help=True)
 demo_cli = typer.Typer(help="Demo data", no_args_is_help=True)
 spec_cli = typer.Typer(help="The OpenAPI document for mobile developers", no_args_is_help=True)
 admin_cli = typer.Typer(help="Administration", no_args_is_help=True)
+services_cli = typer.Typer(
+    help="Public services: procedure catalogue and holiday table", no_args_is_help=True
+)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(spec_cli, name="spec")
 cli.add_typer(admin_cli, name="admin")
+cli.add_typer(services_cli, name="services")
 console = Console(stderr=True)
 
 SPEC_PATH = Path(__file__).resolve().parents[1] / "mobile_api_spec" / "openapi.json"
@@ -131,6 +136,48 @@ def admin_create_superadmin(
         console.print(f"[red]Refused:[/red] {exc.detail_en}")
         raise typer.Exit(1) from exc
     console.print(f"Superadmin ready: user {user_id}")
+
+
+@services_cli.command("load-catalogue")
+def services_load_catalogue(
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        help="A province's catalogue file (default: ../shared/data/procedures.json from the repository root)",
+    ),
+) -> None:
+    """Load procedures (and agencies) idempotently; fields an admin edited are kept."""
+    from app.services.catalogue import NATIONAL_CATALOGUE_FILE, CatalogueError
+    from app.services.service import load_catalogue_file
+
+    try:
+        report = asyncio.run(load_catalogue_file(_settings(), file or NATIONAL_CATALOGUE_FILE))
+    except CatalogueError as exc:
+        console.print(f"[red]Cannot load the catalogue:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print_json(json.dumps(dataclasses.asdict(report), ensure_ascii=False))
+
+
+@services_cli.command("load-holidays")
+def services_load_holidays(
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        help="Holiday file (default: ../shared/data/vn_holidays.json from the repository root)",
+    ),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite years already in the table"),
+) -> None:
+    """Load the holiday table idempotently (years already present are kept unless --replace)."""
+    from app.services.calendar import HolidayFileError
+    from app.services.catalogue import HOLIDAYS_FILE, CatalogueError
+    from app.services.service import load_holidays_file
+
+    try:
+        report = asyncio.run(load_holidays_file(_settings(), file or HOLIDAYS_FILE, replace=replace))
+    except (CatalogueError, HolidayFileError) as exc:
+        console.print(f"[red]Cannot load the holidays:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print_json(json.dumps(dataclasses.asdict(report)))
 
 
 def main() -> None:

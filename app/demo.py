@@ -21,8 +21,9 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
     from app.identity.bootstrap import seed_identity
+    from app.services.demo import seed_services
 
-    return [seed_identity]
+    return [seed_identity, seed_services]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

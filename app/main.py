@@ -11,7 +11,9 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from app.core.db import Database
 from app.core.deps import core_dependencies
@@ -19,10 +21,12 @@ from app.core.errors import exception_handlers
 from app.core.health import health_routes
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.openapi import SWAGGER_ASSETS, document_errors, openapi_config
+from app.core.ratelimit import RateLimiter
 from app.core.security import register_session_check
 from app.core.settings import Settings, get_settings
+from app.core.stores import build_stores
 from app.identity import runtime as identity_runtime
-from app.identity.routes import identity_routes
+from app.identity.routes import identity_development_routes, identity_routes
 from app.identity.tokens import session_is_active
 
 __all__ = ["create_app"]
@@ -40,9 +44,16 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
 
-def _domain_routes(settings: Settings) -> Sequence[Any]:
+def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
-    return [*identity_routes(production=settings.is_production)]
+    from app.services.routes import services_routes
+
+    return [*identity_routes, *services_routes]
+
+
+def _development_routes(settings: Settings) -> Sequence[Any]:
+    """Routes that exist only outside production (the SMS outbox that shows one-time codes)."""
+    return [] if settings.is_production else [*identity_development_routes]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -50,12 +61,27 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
     db = Database(settings)
+    # Short timeouts and a single immediate retry (for a pooled connection that died): Redis is an
+    # accelerator, so a request must not wait long on it; the stores then pause it for a cool-down. A burst
+    # of requests waits for one of 64 connections instead of failing as if Redis were down.
     redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=64,
+                timeout=2,
+                socket_timeout=1,
+                socket_connect_timeout=1,
+                socket_keepalive=True,
+                retry=Retry(NoBackoff(), retries=1),
+            )
+        )
         if settings.redis_url
         else None
     )
-    identity_runtime.install(db, settings, stores=None)
+    stores = build_stores(settings, redis)
+    limiter = RateLimiter.from_settings(settings, stores)
+    identity_runtime.install(db, settings, stores=stores, limiter=limiter)
     register_session_check(session_is_active)
 
     @asynccontextmanager
@@ -75,9 +101,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(
                 path="/docs/assets", directories=[SWAGGER_ASSETS], include_in_schema=False
             ),
-            *_domain_routes(settings),
+            *_domain_routes(),
+            *_development_routes(settings),
         ],
-        state=State({"settings": settings, "db": db, "redis": redis}),
+        state=State({"settings": settings, "db": db, "redis": redis, "stores": stores, "limiter": limiter}),
         dependencies=core_dependencies(),
         middleware=[RequestContextMiddleware(), prometheus.middleware],
         exception_handlers=exception_handlers(),

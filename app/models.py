@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from app.core import models as core_models  # noqa: F401
 from app.identity import models as identity_models  # noqa: F401
+from app.services import models as services_models  # noqa: F401
 
 __all__: list[str] = []

@@ -8,10 +8,20 @@ from litestar import Request
 from litestar.di import Provide
 
 from app.core.db import Database
+from app.core.ratelimit import RateLimiter
 from app.core.security import get_caller
 from app.core.settings import Settings
+from app.core.stores import Stores
 
-__all__ = ["AUTHENTICATED", "BEARER_SECURITY", "core_dependencies", "provide_db", "provide_settings"]
+__all__ = [
+    "AUTHENTICATED",
+    "BEARER_SECURITY",
+    "core_dependencies",
+    "provide_db",
+    "provide_limiter",
+    "provide_settings",
+    "provide_stores",
+]
 
 BEARER_SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
@@ -26,8 +36,23 @@ async def provide_settings(request: Request[Any, Any, Any]) -> Settings:
     return settings
 
 
+async def provide_stores(request: Request[Any, Any, Any]) -> Stores:
+    stores: Stores = request.app.state.stores
+    return stores
+
+
+async def provide_limiter(request: Request[Any, Any, Any]) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
 def core_dependencies() -> dict[str, Provide]:
-    return {"db": Provide(provide_db), "settings": Provide(provide_settings)}
+    return {
+        "db": Provide(provide_db),
+        "settings": Provide(provide_settings),
+        "stores": Provide(provide_stores),
+        "limiter": Provide(provide_limiter),
+    }
 
 
 AUTHENTICATED: dict[str, Any] = {"dependencies": {"caller": Provide(get_caller)}, "security": BEARER_SECURITY}

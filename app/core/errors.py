@@ -199,6 +199,11 @@ def _app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
     )
 
 
+def _source_name(source: Any) -> str:
+    """Litestar reports a parameter's source as an enum member; clients get its plain value."""
+    return str(getattr(source, "value", source))
+
+
 def _field_errors(extra: Any) -> list[FieldError]:
     errors: list[FieldError] = []
     for item in extra if isinstance(extra, list) else []:
@@ -206,7 +211,7 @@ def _field_errors(extra: Any) -> list[FieldError]:
             errors.append(
                 FieldError(
                     field=str(item.get("key", "")) or "body",
-                    source=str(item.get("source", "body")),
+                    source=_source_name(item.get("source", "body")),
                     message=str(item.get("message", "invalid value")),
                 )
             )

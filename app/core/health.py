@@ -32,19 +32,26 @@ def migration_heads() -> frozenset[str]:
 
 class Liveness(msgspec.Struct):
     status: Literal["ok"]
+    """Always ``ok`` when the process answers."""
 
 
 class Component(msgspec.Struct, omit_defaults=True):
     status: Literal["ok", "degraded", "down", "disabled"]
-    """``degraded`` means the service keeps working without it (Redis); ``down`` makes the API unready."""
+    """``ok``; ``disabled`` (not configured); ``degraded``: the service works on without it (Redis);
+    ``down``: the API is unready."""
     detail: str | None = None
+    """Why, when not ``ok``."""
 
 
 class Readiness(msgspec.Struct):
     status: Literal["ready", "unready"]
+    """``ready`` when the database answers and is migrated to head."""
     database: Component
+    """Can the database be queried."""
     migrations: Component
+    """Is the schema at the latest migration."""
     redis: Component
+    """Redis, when configured; its loss degrades rate limits and caches, never money paths."""
 
 
 @get("/healthz", operation_id="healthz", tags=["health"], summary="Liveness", exclude_from_auth=True)
@@ -110,9 +117,13 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
 
 class ProblemKind(msgspec.Struct):
     code: str
+    """Stable machine-readable code."""
     status: int
+    """HTTP status it comes with."""
     title_vi: str
+    """Title in Vietnamese."""
     title_en: str
+    """Title in English."""
 
 
 @get("/api/v1/problems", operation_id="listProblems", tags=["health"], summary="Every error code")

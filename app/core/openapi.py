@@ -2,7 +2,8 @@
 
 Litestar documents only success responses. :func:`document_errors` adds, to every operation, the problem
 responses it can really give (401/403 only where a token is required, 400/413/415/422 only where a body or
-parameters are read), each listing the stable codes the route declares in ``opt={"errors": [...]}``.
+parameters are read), each listing the stable codes the route declares in ``opt={"errors": [...]}`` and
+those its guards declare in an ``errors`` attribute (rate limits do).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from litestar.openapi.spec import (
 from litestar.routes import HTTPRoute
 
 from app.core.errors import PROBLEM_MEDIA_TYPE, ErrorKind, catalogue
+from app.core.fielddocs import field_docstrings, struct_classes
 
 __all__ = ["SWAGGER_ASSETS", "document_errors", "openapi_config"]
 
@@ -181,12 +183,28 @@ def _statuses_for(
     return statuses
 
 
+def _describe_fields(schemas: dict[str, Any]) -> None:
+    """Fill missing property descriptions from the structs' attribute docstrings."""
+    classes = struct_classes()
+    for name, schema in schemas.items():
+        cls = classes.get(name) or classes.get(name.rsplit("_", 1)[-1])
+        if cls is None or not isinstance(schema, Schema) or not schema.properties:
+            continue
+        docs = field_docstrings(cls)
+        for field_name, prop in schema.properties.items():
+            if isinstance(prop, Schema) and not prop.description and field_name in docs:
+                prop.description = docs[field_name]
+            elif isinstance(prop, Reference) and not prop.description and field_name in docs:
+                schema.properties[field_name] = Reference(ref=prop.ref, description=docs[field_name])
+
+
 def document_errors(app: Litestar) -> None:
     """Add the problem responses to every operation of ``app``'s (cached) OpenAPI document."""
     openapi = app.openapi_schema
     if openapi.components.schemas is None:
         openapi.components.schemas = {}
     openapi.components.schemas["Problem"] = _problem_schema()
+    _describe_fields(openapi.components.schemas)
     problem_ref = Reference(ref="#/components/schemas/Problem")
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or route.path_format not in (openapi.paths or {}):
@@ -196,6 +214,9 @@ def document_errors(app: Litestar) -> None:
             if not handler.include_in_schema:
                 continue
             declared: list[ErrorKind] = list(handler.opt.get("errors", ()))
+            for guard in handler.resolve_guards():
+                # Guards may name the problems they answer with (e.g. rate limits): ``guard.errors``.
+                declared.extend(kind for kind in getattr(guard, "errors", ()) if kind not in declared)
             for http_method in handler.http_methods:
                 method = http_method.lower()
                 operation = getattr(path_item, method, None)

@@ -9,14 +9,16 @@ keys verify, so keys rotate without downtime.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ConfigError", "KeyRing", "Settings", "get_settings", "load_settings"]
+__all__ = ["ConfigError", "KeyRing", "RateRule", "Settings", "get_settings", "load_settings"]
 
 Environment = Literal["development", "test", "production"]
 
@@ -84,6 +86,22 @@ class KeyRing:
 
 
 @dataclass(frozen=True, slots=True)
+class RateRule:
+    """At most ``limit`` requests per ``window_seconds`` (a fixed window starting at the first request)."""
+
+    limit: int
+    window_seconds: int
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> RateRule:
+        """``"<limit>/<seconds>"``, e.g. ``"10/300"`` for ten per five minutes."""
+        count, sep, window = raw.strip().partition("/")
+        if not sep:
+            raise ConfigError(f"{name}: expected '<limit>/<seconds>' such as '10/300', got {raw!r}")
+        return cls(limit=_int(name, count.strip()), window_seconds=_int(name, window.strip()))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the process needs to know about its environment."""
 
@@ -93,6 +111,19 @@ class Settings:
     """None means in-process stores (embedded mode)."""
     redis_prefix: str = "hue:"
     """Namespace of every Redis key and channel, so several deployments (or test runs) can share a server."""
+    redis_cooldown_seconds: float = 2.0
+    """After a Redis failure, stores answer "unavailable" at once for this long instead of waiting on a dead
+    server for every request; then one call tries Redis again. 0 disables the pause."""
+    rate_limit_signin: RateRule = RateRule(20, 300)
+    """Sign-in attempts per client address (and, where identity checks it, per account)."""
+    rate_limit_otp: RateRule = RateRule(10, 3600)
+    """OTP sends per client address (identity adds a tighter per-phone-number check)."""
+    rate_limit_payments: RateRule = RateRule(30, 60)
+    """Money movements started per caller."""
+    rate_limit_default: RateRule = RateRule(600, 60)
+    """Any other request per caller (or per address when not signed in)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or CIDR networks of reverse proxies whose ``X-Forwarded-For`` names the real client."""
     var_dir: Path = Path("./var")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -107,6 +138,10 @@ class Settings:
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     max_json_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
+    office_hours: tuple[tuple[time, time], ...] = ((time(7, 0), time(11, 30)), (time(13, 30), time(17, 0)))
+    """Public offices' opening periods on a working day, in Asia/Ho_Chi_Minh (``OFFICE_HOURS``, e.g.
+    ``07:00-11:30,13:30-17:00``: 4.5 h + 3.5 h = the 8 working hours of a working day). Deadlines of
+    public-service dossiers are counted in these hours."""
     db_pool_size: int = 10
     pin_lock_seconds: int = 15 * 60
     """How long the payment PIN stays locked after 5 wrong tries."""
@@ -156,6 +191,29 @@ def _int(name: str, raw: str, minimum: int = 1) -> int:
     return value
 
 
+def _float(name: str, raw: str, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from exc
+    if not value >= minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    networks: list[str] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or CIDR network") from exc
+    return tuple(networks)
+
+
 def _database_url(raw: str) -> str:
     if raw.startswith("postgresql://") or raw.startswith("postgres://"):
         raw = "postgresql+asyncpg://" + raw.split("://", 1)[1]
@@ -165,6 +223,24 @@ def _database_url(raw: str) -> str:
             f"got scheme {raw.split(':', 1)[0]!r}"
         )
     return raw
+
+
+def _office_hours(raw: str) -> tuple[tuple[time, time], ...]:
+    """``HH:MM-HH:MM[,HH:MM-HH:MM...]``: ordered, non-overlapping periods within one day."""
+    periods: list[tuple[time, time]] = []
+    for part in raw.split(","):
+        start_text, sep, end_text = part.strip().partition("-")
+        try:
+            if not sep:
+                raise ValueError(part)
+            start = time.fromisoformat(start_text.strip())
+            end = time.fromisoformat(end_text.strip())
+        except ValueError as exc:
+            raise ConfigError(f"OFFICE_HOURS: expected 'HH:MM-HH:MM[,HH:MM-HH:MM...]', got {raw!r}") from exc
+        if start >= end or (periods and start < periods[-1][1]):
+            raise ConfigError(f"OFFICE_HOURS: periods must be ordered and not overlap, got {raw!r}")
+        periods.append((start, end))
+    return tuple(periods)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -185,6 +261,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {redis_url!r}")
         values["redis_url"] = redis_url
     values["redis_prefix"] = env.get("REDIS_PREFIX", "hue:")
+    if "REDIS_COOLDOWN_SECONDS" in env:
+        values["redis_cooldown_seconds"] = _float("REDIS_COOLDOWN_SECONDS", env["REDIS_COOLDOWN_SECONDS"])
+    for category in ("signin", "otp", "payments", "default"):
+        var = f"RATE_LIMIT_{category.upper()}"
+        if var in env:
+            values[f"rate_limit_{category}"] = RateRule.parse(var, env[var])
+    if "TRUSTED_PROXIES" in env:
+        values["trusted_proxies"] = _networks("TRUSTED_PROXIES", env["TRUSTED_PROXIES"])
     values["host"] = env.get("HOST", "127.0.0.1")
     if "PORT" in env:
         values["port"] = _int("PORT", env["PORT"])
@@ -216,6 +300,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"SMS_GATEWAY_URL: expected an http(s) URL, got {sms_url!r}")
         values["sms_gateway_url"] = sms_url
         values["sms_gateway_token"] = env.get("SMS_GATEWAY_TOKEN") or None
+    if "OFFICE_HOURS" in env:
+        values["office_hours"] = _office_hours(env["OFFICE_HOURS"])
     for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
         if var in env:
             values[attr] = env[var]

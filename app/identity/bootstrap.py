@@ -8,6 +8,7 @@ from typing import Any
 
 from app.core.db import Database
 from app.core.settings import Settings
+from app.core.stores.memory import memory_stores
 from app.identity import runtime as identity_runtime
 from app.identity.models import PaymentPin
 from app.identity.phone import normalize_phone
@@ -31,7 +32,7 @@ DEMO_AGENCY_ID = "ubnd-phuong-thuan-hoa"
 
 def _ensure_installed(db: Database, settings: Settings) -> None:
     if "identity" not in db.extensions:
-        identity_runtime.install(db, settings, stores=None)
+        identity_runtime.install(db, settings, stores=memory_stores())
 
 
 async def create_superadmin(

@@ -1,17 +1,21 @@
-"""Rate limits and attempt counters of the identity module, on the shared atomic counters.
+"""Attempt counters and per-number limits of the identity module, on the shared atomic counters.
 
-They fail closed: with the shared store (Redis) down, OTP sending, code checks and sign-in answer 503 rather
-than run unlimited (DESIGN.md). Keys never contain a phone number: numbers are replaced by a keyed hash.
+Per-address limits are route guards (``rate_limit("otp" | "signin", by="address")`` from
+:mod:`app.core.ratelimit`). What is counted here is per phone number or per challenge: codes sent, wrong
+codes, password tries. All of it fails closed: with the shared store (Redis) down, the answer is 503
+``limiter_unavailable`` rather than unlimited guessing (DESIGN.md). Counter keys never contain a phone
+number: numbers are replaced by a keyed hash.
 """
 
 from __future__ import annotations
 
 from app.core.crypto import blind_index
-from app.core.errors import RATE_LIMITED, SERVICE_UNAVAILABLE, AppError, ErrorKind
+from app.core.errors import AppError, ErrorKind
+from app.core.ratelimit import LIMITER_UNAVAILABLE, OUTAGE_RETRY_AFTER_SECONDS
 from app.core.stores.base import Hit, StoreUnavailableError
 from app.identity.runtime import IdentityRuntime
 
-__all__ = ["address_key", "count", "limit", "peek", "phone_key", "reset", "too_many"]
+__all__ = ["count", "peek", "phone_key", "reset", "too_many"]
 
 
 def phone_key(runtime: IdentityRuntime, phone: str) -> str:
@@ -19,17 +23,9 @@ def phone_key(runtime: IdentityRuntime, phone: str) -> str:
     return blind_index(runtime.settings.data_keys, "counter-subject", phone.encode())[:32]
 
 
-def address_key(address: str | None) -> str:
-    return (address or "unknown")[:64]
-
-
 def _unavailable() -> AppError:
-    error = SERVICE_UNAVAILABLE(
-        "Tạm thời không thể xác thực, vui lòng thử lại sau",
-        "Sign-in and one-time codes are unavailable for a moment; retry later",
-        retry_after=30,
-    )
-    error.headers["Retry-After"] = "30"
+    error = LIMITER_UNAVAILABLE(retry_after=OUTAGE_RETRY_AFTER_SECONDS)
+    error.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
     return error
 
 
@@ -63,10 +59,3 @@ def too_many(
     error = kind(detail_vi, detail_en, retry_after=retry_after)
     error.headers["Retry-After"] = str(retry_after)
     return error
-
-
-async def limit(runtime: IdentityRuntime, key: str, allowed: int, window_seconds: int) -> None:
-    """Count one request under ``key``; more than ``allowed`` in the window is ``rate_limited``."""
-    hit = await count(runtime, key, window_seconds)
-    if hit.count > allowed:
-        raise too_many(RATE_LIMITED, hit.retry_after)

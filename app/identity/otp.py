@@ -70,28 +70,21 @@ async def request_code(
     *,
     phone: str,
     purpose: OtpPurpose,
-    address: str | None,
     user_id: uuid.UUID | None = None,
 ) -> Challenge:
-    """Send a code for ``purpose`` to ``phone`` (normalised), within the limits. Step-up purposes name the
-    signed-in ``user_id`` the code will be valid for."""
+    """Send a code for ``purpose`` to ``phone`` (normalised), within the per-number limits (the route
+    limits per client address). Step-up purposes name the signed-in ``user_id`` the code is valid for."""
     runtime = runtime_of(db)
     policy = runtime.policy
     subject = limits.phone_key(runtime, phone)
-    await limits.limit(
-        runtime,
-        f"otp:addr:{limits.address_key(address)}",
-        policy.otp_sends_per_address,
-        policy.otp_sends_per_address_window,
-    )
     failures = await limits.peek(runtime, f"otp:fail:{subject}")
     if failures is not None and failures.count >= policy.otp_failures_per_phone:
         raise limits.too_many(OTP_LOCKED, failures.retry_after)
     cooldown = await limits.count(runtime, f"otp:cool:{subject}:{purpose}", policy.otp_resend_seconds)
     if cooldown.count > 1:
         raise limits.too_many(OTP_COOLDOWN, cooldown.retry_after)
-    await limits.limit(
-        runtime, f"otp:sends:{subject}", policy.otp_sends_per_phone, policy.otp_sends_per_phone_window
+    await runtime.limiter.check(
+        "otp", f"phone:{phone}", limit=policy.otp_sends_per_phone, window=policy.otp_sends_per_phone_window
     )
 
     code = f"{secrets.randbelow(1_000_000):06d}"
@@ -167,7 +160,6 @@ async def check_code(
     challenge_id: uuid.UUID,
     code: str,
     purpose: OtpPurpose,
-    address: str | None,
     user_id: uuid.UUID | None = None,
 ) -> str:
     """Consume the challenge when ``code`` is right and return its phone number; otherwise raise
@@ -175,12 +167,6 @@ async def check_code(
     before the refusal."""
     runtime = runtime_of(db)
     policy = runtime.policy
-    await limits.limit(
-        runtime,
-        f"auth:addr:{limits.address_key(address)}",
-        policy.auth_requests_per_address,
-        policy.auth_requests_window,
-    )
     now = utcnow()
     refusal: AppError | None = None
     phone: str | None = None

@@ -92,8 +92,9 @@ def _locked(until: datetime, retry_after: int) -> Exception:
 
 
 async def _lock(runtime: IdentityRuntime, user_id: uuid.UUID) -> Exception:
+    # The count of tries is not reset here: it expires before the lock does (its window started at the
+    # first wrong try), and resetting it would let a guess already past the lock check compare again.
     hit = await runtime.money_hit(_lock_key(user_id), runtime.policy.pin_lock_seconds)
-    await runtime.money_reset(_fail_key(user_id))
     return _locked(utcnow() + timedelta(seconds=hit.retry_after), hit.retry_after)
 
 

@@ -12,7 +12,7 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
@@ -28,6 +28,7 @@ from app.core.errors import (
     SERVICE_UNAVAILABLE,
     VALIDATION_FAILED,
 )
+from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty, require_roles
 from app.identity import service
 from app.identity.consent import PURPOSES
@@ -92,7 +93,7 @@ from app.identity.schemas import (
 )
 from app.identity.tokens import DeviceInfo, TokenPair, revoke_sessions, rotate_refresh_token
 
-__all__ = ["identity_routes"]
+__all__ = ["identity_development_routes", "identity_routes"]
 
 _OTP_SEND_ERRORS = [
     PHONE_INVALID,
@@ -103,10 +104,6 @@ _OTP_SEND_ERRORS = [
     SERVICE_UNAVAILABLE,
 ]
 _OTP_CHECK_ERRORS = [OTP_INVALID, OTP_EXPIRED, OTP_LOCKED, RATE_LIMITED, SERVICE_UNAVAILABLE]
-
-
-def _address(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _device(device: DeviceIn) -> DeviceInfo:
@@ -235,30 +232,28 @@ class AuthController(Controller):
     @post(
         "/otp",
         operation_id="requestCode",
+        guards=[rate_limit("otp", by="address")],
         summary="Send a one-time code",
         status_code=HTTP_202_ACCEPTED,
         opt={"errors": _OTP_SEND_ERRORS},
     )
-    async def request_code(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: JSONBody[CodeRequest]
-    ) -> CodeSent:
+    async def request_code(self, db: NamedDependency[Database], data: JSONBody[CodeRequest]) -> CodeSent:
         """Sends a 6-digit code by SMS to register or to sign in. The code lives 5 minutes and allows 5 wrong
         tries. Another code for the same number and purpose can be asked after `resend_after` seconds; at most
         5 codes per number per hour and 30 per client address. Whether the number has an account is not
         revealed: the answer is the same, and the SMS explains instead of carrying a code."""
         phone = normalize_phone(data.phone)
-        return _sent(await request_code(db, phone=phone, purpose=data.purpose, address=_address(request)))
+        return _sent(await request_code(db, phone=phone, purpose=data.purpose))
 
     @post(
         "/register",
         operation_id="register",
+        guards=[rate_limit("signin", by="address")],
         summary="Open an account",
         status_code=HTTP_201_CREATED,
         opt={"errors": [*_OTP_CHECK_ERRORS, PHONE_TAKEN, PASSWORD_WEAK, CONSENT_REQUIRED, VALIDATION_FAILED]},
     )
-    async def register(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: JSONBody[Registration]
-    ) -> Tokens:
+    async def register(self, db: NamedDependency[Database], data: JSONBody[Registration]) -> Tokens:
         """Opens an account for the phone number the code was sent to (identity level 0) and signs it in on
         this device. `consents` must include `account`."""
         pair = await service.register(
@@ -268,22 +263,20 @@ class AuthController(Controller):
             password=data.password,
             device=_device(data.device),
             consents=tuple(data.consents),
-            address=_address(request),
         )
         return _tokens(pair)
 
     @post(
         "/sign-in/password",
         operation_id="signInWithPassword",
+        guards=[rate_limit("signin", by="address")],
         summary="Sign in with phone and password",
         status_code=200,
         opt={
             "errors": [INVALID_CREDENTIALS, SIGN_IN_LOCKED, ACCOUNT_LOCKED, RATE_LIMITED, SERVICE_UNAVAILABLE]
         },
     )
-    async def sign_in_password(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: JSONBody[PasswordSignIn]
-    ) -> Tokens:
+    async def sign_in_password(self, db: NamedDependency[Database], data: JSONBody[PasswordSignIn]) -> Tokens:
         """At most 5 tries per number per 15 minutes (then `sign_in_locked` with `retry_after`); a wrong
         number and a wrong password give the same `invalid_credentials`. Answers 503 while the rate-limit
         store is down rather than allow unlimited guessing."""
@@ -292,27 +285,24 @@ class AuthController(Controller):
             phone=data.phone,
             password=data.password,
             device=_device(data.device),
-            address=_address(request),
         )
         return _tokens(pair)
 
     @post(
         "/sign-in/otp",
         operation_id="signInWithCode",
+        guards=[rate_limit("signin", by="address")],
         summary="Sign in with a one-time code",
         status_code=200,
         opt={"errors": [*_OTP_CHECK_ERRORS, INVALID_CREDENTIALS, ACCOUNT_LOCKED]},
     )
-    async def sign_in_otp(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: JSONBody[OtpSignIn]
-    ) -> Tokens:
+    async def sign_in_otp(self, db: NamedDependency[Database], data: JSONBody[OtpSignIn]) -> Tokens:
         """Signs in with a code requested with purpose `sign_in`."""
         pair = await service.sign_in_with_otp(
             db,
             challenge_id=data.challenge_id,
             code=data.code,
             device=_device(data.device),
-            address=_address(request),
         )
         return _tokens(pair)
 
@@ -436,13 +426,13 @@ class MeController(Controller):
     @post(
         "/otp",
         operation_id="requestStepUpCode",
+        guards=[rate_limit("otp")],
         summary="Send a code to confirm a sensitive action",
         status_code=HTTP_202_ACCEPTED,
-        opt={"errors": [OTP_COOLDOWN, OTP_LOCKED, RATE_LIMITED, SMS_UNAVAILABLE, SERVICE_UNAVAILABLE]},
+        opt={"errors": [OTP_COOLDOWN, OTP_LOCKED, SMS_UNAVAILABLE]},
     )
     async def request_step_up(
         self,
-        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[StepUpCodeRequest],
@@ -451,9 +441,7 @@ class MeController(Controller):
         async with db.read() as session:
             user = await service.get_user(session, caller.user_id)
         assert user.phone is not None
-        challenge = await request_code(
-            db, phone=user.phone, purpose=data.purpose, address=_address(request), user_id=user.id
-        )
+        challenge = await request_code(db, phone=user.phone, purpose=data.purpose, user_id=user.id)
         return _sent(challenge)
 
     @get("/pin", operation_id="getMyPinState", summary="Payment PIN state")
@@ -468,12 +456,12 @@ class MeController(Controller):
     @put(
         "/pin",
         operation_id="setMyPin",
+        guards=[rate_limit("signin")],
         summary="Set or change the payment PIN",
         opt={"errors": [*_OTP_CHECK_ERRORS, PIN_WEAK]},
     )
     async def set_pin(
         self,
-        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[PinChange],
@@ -485,7 +473,6 @@ class MeController(Controller):
             challenge_id=data.challenge_id,
             code=data.code,
             pin=data.pin,
-            address=_address(request),
         )
         async with db.read() as session:
             state = await service.pin_status(session, caller.user_id)
@@ -496,12 +483,12 @@ class MeController(Controller):
     @put(
         "/password",
         operation_id="setMyPassword",
+        guards=[rate_limit("signin")],
         summary="Set or change the password",
         opt={"errors": [*_OTP_CHECK_ERRORS, PASSWORD_WEAK]},
     )
     async def set_password(
         self,
-        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[PasswordChange],
@@ -514,7 +501,6 @@ class MeController(Controller):
             code=data.code,
             password=data.password,
             keep_session=caller.session_id,
-            address=_address(request),
         )
         return PasswordChanged(signed_out_sessions=ended)
 
@@ -629,13 +615,13 @@ class MeController(Controller):
     @post(
         "/close",
         operation_id="closeMyAccount",
+        guards=[rate_limit("signin")],
         summary="Close my account",
         status_code=HTTP_204_NO_CONTENT,
         opt={"errors": [*_OTP_CHECK_ERRORS, CLOSURE_REFUSED]},
     )
     async def close(
         self,
-        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[AccountClose],
@@ -643,9 +629,7 @@ class MeController(Controller):
         """Needs a `close_account` code. Refused (`closure_refused`, with every reason) while another module
         holds something open, e.g. a wallet balance or a dossier in progress. Personal data is erased; records
         the law requires to be kept (payments) stay, no longer linked to a phone or a name."""
-        await service.close_account(
-            db, caller.user_id, challenge_id=data.challenge_id, code=data.code, address=_address(request)
-        )
+        await service.close_account(db, caller.user_id, challenge_id=data.challenge_id, code=data.code)
 
 
 # --------------------------------------------------------------------------------- accounts by id
@@ -882,17 +866,16 @@ class DevSmsController(Controller):
         ]
 
 
-def identity_routes(*, production: bool) -> list[type[Controller]]:
-    """The identity controllers (the development SMS outbox only outside production)."""
-    routes: list[type[Controller]] = [
-        AuthController,
-        SessionController,
-        ConsentPurposeController,
-        MeController,
-        UserController,
-        OfficerController,
-        AdminIdentityController,
-    ]
-    if not production:
-        routes.append(DevSmsController)
-    return routes
+identity_routes: list[type[Controller]] = [
+    AuthController,
+    SessionController,
+    ConsentPurposeController,
+    MeController,
+    UserController,
+    OfficerController,
+    AdminIdentityController,
+]
+"""The identity controllers."""
+
+identity_development_routes: list[type[Controller]] = [DevSmsController]
+"""Registered only outside production: the SMS outbox showing one-time codes."""

@@ -15,9 +15,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import Database, utcnow
-from app.core.errors import SERVICE_UNAVAILABLE
+from app.core.ratelimit import RateLimiter
 from app.core.settings import Settings
 from app.core.stores.base import Counters, Hit, Stores, StoreUnavailableError
+from app.core.stores.memory import MemoryCounters
 from app.identity.ekyc import EkycProvider, SandboxEkyc
 
 __all__ = [
@@ -46,18 +47,15 @@ class IdentityPolicy:
     otp_resend_seconds: int = 60
     """Cooldown between two codes to one number."""
     otp_sends_per_phone: int = 5
+    """Codes per number per window (per client address: the ``otp`` rate-limit category, RATE_LIMIT_OTP)."""
     otp_sends_per_phone_window: int = 60 * 60
-    otp_sends_per_address: int = 30
-    otp_sends_per_address_window: int = 60 * 60
     otp_failures_per_phone: int = 10
     """Wrong codes (over all codes) to one number before the number is locked for the window."""
     otp_failures_window: int = 60 * 60
     sign_in_attempts_per_phone: int = 5
-    """Password tries per number per window; a success clears the count."""
+    """Password tries per number per window; a success clears the count (per client address: the
+    ``signin`` rate-limit category, RATE_LIMIT_SIGNIN)."""
     sign_in_window: int = 15 * 60
-    auth_requests_per_address: int = 60
-    """Sign-in, registration and code checks per client address per window."""
-    auth_requests_window: int = 5 * 60
     pin_max_attempts: int = 5
     pin_lock_seconds: int = 15 * 60
     new_device_seconds: int = 24 * 3600
@@ -160,7 +158,8 @@ class IdentityRuntime:
     policy: IdentityPolicy
     sms: SmsSender
     dev_outbox: DevSmsOutbox | None
-    stores: Stores | None
+    stores: Stores
+    limiter: RateLimiter
     fallback_counters: Counters | None = None
     """In-process counters used for the payment PIN when the shared store is down (money keeps working)."""
     sessions: SessionCache = field(default_factory=SessionCache)
@@ -168,11 +167,7 @@ class IdentityRuntime:
     """The sandbox outside production; production has none until a provider adapter is configured."""
 
     def counters(self) -> Counters:
-        """The shared counters for limits that fail closed (OTP, sign-in): 503 without them."""
-        if self.stores is None:
-            raise SERVICE_UNAVAILABLE(
-                "Dịch vụ đếm giới hạn chưa sẵn sàng", "Rate-limit store is not configured", retry_after=5
-            )
+        """The shared atomic counters (Redis in production; they raise StoreUnavailableError when down)."""
         return self.stores.counters
 
     async def money_hit(self, key: str, window_seconds: int) -> Hit:
@@ -210,8 +205,8 @@ def install(
     db: Database,
     settings: Settings,
     *,
-    stores: Stores | None,
-    fallback_counters: Counters | None = None,
+    stores: Stores,
+    limiter: RateLimiter | None = None,
     sms: SmsSender | None = None,
 ) -> IdentityRuntime:
     """Create the identity runtime of one application and attach it to its database."""
@@ -228,7 +223,8 @@ def install(
         sms=sms,
         dev_outbox=None if settings.is_production else dev_outbox,
         stores=stores,
-        fallback_counters=fallback_counters,
+        limiter=limiter or RateLimiter.from_settings(settings, stores),
+        fallback_counters=MemoryCounters() if stores.backend != "memory" else None,
         ekyc=None if settings.is_production else SandboxEkyc(),
     )
     db.extensions[_KEY] = runtime

@@ -434,7 +434,6 @@ async def register(
     password: str | None,
     device: DeviceInfo,
     consents: tuple[str, ...],
-    address: str | None,
 ) -> TokenPair:
     """Finish a registration: the code proves the number; the account opens signed in on this device."""
     if "account" not in consents:
@@ -445,7 +444,7 @@ async def register(
         )
     if password is not None:
         _check_password(password)
-    phone = await check_code(db, challenge_id=challenge_id, code=code, purpose="register", address=address)
+    phone = await check_code(db, challenge_id=challenge_id, code=code, purpose="register")
     async with db.transaction() as session:
         user = await create_user(
             session, phone=phone, password=password, consents=tuple(dict.fromkeys(consents))
@@ -455,19 +454,11 @@ async def register(
     return pair
 
 
-async def sign_in_with_password(
-    db: Database, *, phone: str, password: str, device: DeviceInfo, address: str | None
-) -> TokenPair:
+async def sign_in_with_password(db: Database, *, phone: str, password: str, device: DeviceInfo) -> TokenPair:
     """Phone + password. At most 5 tries per number per 15 minutes (a success clears them); every answer
     for a wrong number or password is the same ``invalid_credentials``."""
     runtime = runtime_of(db)
     policy = runtime.policy
-    await limits.limit(
-        runtime,
-        f"auth:addr:{limits.address_key(address)}",
-        policy.auth_requests_per_address,
-        policy.auth_requests_window,
-    )
     normalized = try_normalize_phone(phone)
     subject = limits.phone_key(runtime, normalized or phone)
     attempt = await limits.count(runtime, f"signin:{subject}", policy.sign_in_window)
@@ -500,9 +491,9 @@ async def sign_in_with_password(
 
 
 async def sign_in_with_otp(
-    db: Database, *, challenge_id: uuid.UUID, code: str, device: DeviceInfo, address: str | None
+    db: Database, *, challenge_id: uuid.UUID, code: str, device: DeviceInfo
 ) -> TokenPair:
-    phone = await check_code(db, challenge_id=challenge_id, code=code, purpose="sign_in", address=address)
+    phone = await check_code(db, challenge_id=challenge_id, code=code, purpose="sign_in")
     async with db.transaction() as session:
         user = (
             await session.execute(select(User).where(User.phone == phone, User.status != "closed"))
@@ -517,15 +508,13 @@ async def sign_in_with_otp(
 
 
 async def change_pin(
-    db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str, pin: str, address: str | None
+    db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str, pin: str
 ) -> None:
     """Set or change the payment PIN; needs a code sent to the account's own phone."""
     from app.identity.pin import check_pin_format
 
     check_pin_format(pin)
-    await check_code(
-        db, challenge_id=challenge_id, code=code, purpose="pin_change", address=address, user_id=user_id
-    )
+    await check_code(db, challenge_id=challenge_id, code=code, purpose="pin_change", user_id=user_id)
     async with db.transaction() as session:
         await get_user(session, user_id)
         await set_pin(session, user_id, pin)
@@ -540,14 +529,11 @@ async def change_password(
     code: str,
     password: str,
     keep_session: uuid.UUID,
-    address: str | None,
 ) -> int:
     """Set a new password (code to the own phone needed); every other session is signed out. Returns how
     many were."""
     _check_password(password)
-    await check_code(
-        db, challenge_id=challenge_id, code=code, purpose="password_change", address=address, user_id=user_id
-    )
+    await check_code(db, challenge_id=challenge_id, code=code, purpose="password_change", user_id=user_id)
     settings = runtime_of(db).settings
     new_hash = await hash_password(settings, password)
     async with db.transaction() as session:
@@ -755,15 +741,11 @@ async def export_personal_data(session: AsyncSession, user_id: uuid.UUID) -> dic
     return data
 
 
-async def close_account(
-    db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str, address: str | None
-) -> None:
+async def close_account(db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str) -> None:
     """Close the account (code to the own phone needed) unless a module refuses (``closure_refused`` with
     every reason). Personal data is erased in place; the row stays so records other laws make us keep
     (payments) still name an account, and consent history stays as proof."""
-    await check_code(
-        db, challenge_id=challenge_id, code=code, purpose="close_account", address=address, user_id=user_id
-    )
+    await check_code(db, challenge_id=challenge_id, code=code, purpose="close_account", user_id=user_id)
     async with db.transaction() as session:
         user = await get_user(session, user_id)
         refusals = [r for check in closure_checks() if (r := await check(session, user_id)) is not None]

@@ -25,3 +25,14 @@ def test_every_operation_documents_its_problems() -> None:
                 assert {"401", "403"} <= set(operation["responses"]), f"{method} {path} lacks 401/403"
             if method in ("post", "put", "patch"):
                 assert {"400", "413", "415", "422"} <= set(operation["responses"]), f"{method} {path}"
+
+
+def test_every_schema_field_is_described() -> None:
+    spec = json.loads(render_spec())
+    missing = [
+        f"{name}.{field}"
+        for name, schema in spec["components"]["schemas"].items()
+        for field, prop in (schema.get("properties") or {}).items()
+        if not prop.get("description")
+    ]
+    assert missing == [], f"fields without a description (add a docstring under the field): {missing}"

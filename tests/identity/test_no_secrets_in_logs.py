@@ -12,7 +12,6 @@ from litestar.testing import AsyncTestClient
 from tests.conftest import Backend
 from tests.factories import new_phone, valid_cccd
 from tests.identity.helpers import bearer, device, runtime
-from tests.identity.memory_stores import MemoryCounters, memory_stores
 
 
 def _code(client: Any, phone: str) -> str:
@@ -31,8 +30,6 @@ async def test_flows_leave_no_secret_in_the_logs(
     from app.main import create_app
 
     app = create_app(backend_env.settings(LOG_LEVEL="INFO"))
-    rt = runtime(type("C", (), {"app": app})())
-    rt.stores, rt.fallback_counters = memory_stores(), MemoryCounters()
     phone, password, pin = new_phone(), "bi-mat-cua-toi-42", "802413"
     cccd = valid_cccd(date(1990, 5, 17))
     secrets: list[str] = [password, pin, cccd, phone, "0" + phone[3:], phone[1:]]

@@ -10,8 +10,18 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from types import TracebackType
 
-__all__ = ["Cache", "Counters", "Hit", "Lock", "PubSub", "StoreUnavailableError", "Stores"]
+__all__ = [
+    "Cache",
+    "Counters",
+    "Hit",
+    "Lock",
+    "PubSub",
+    "StoreUnavailableError",
+    "Stores",
+    "Subscription",
+]
 
 
 class StoreUnavailableError(RuntimeError):
@@ -61,12 +71,46 @@ class Lock(ABC):
         """Hold ``name`` at most ``ttl_seconds`` (a crashed holder frees it); yields whether it was won."""
 
 
-class PubSub(ABC):
-    @abstractmethod
-    async def publish(self, channel: str, message: bytes) -> None: ...
+class Subscription(AsyncIterator[bytes]):
+    """Messages of one channel, in publication order, from the moment the subscription is live.
+
+    ``async with pubsub.subscribe(ch) as messages:`` is live on entering the block (publish after that and the
+    message arrives) and unsubscribes on leaving it; a bare ``async for`` subscribes on the first iteration.
+    Delivery is at most once: a subscriber that is not listening (or too slow) misses messages, so pub/sub
+    carries hints ("something changed, look again"), never the only copy of a fact.
+    Raises :class:`StoreUnavailableError` when the connection to the store is lost."""
 
     @abstractmethod
-    def subscribe(self, channel: str) -> AsyncIterator[bytes]: ...
+    async def start(self) -> None:
+        """Subscribe now (idempotent)."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Unsubscribe and free the connection (idempotent)."""
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __aenter__(self) -> Subscription:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class PubSub(ABC):
+    @abstractmethod
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Send ``message`` to every live subscriber of ``channel`` (none listening: it is dropped)."""
+
+    @abstractmethod
+    def subscribe(self, channel: str) -> Subscription: ...
 
 
 @dataclass(frozen=True, slots=True)
