@@ -26,8 +26,9 @@ from app.identity.service import (
 
 __all__ = ["DEMO_AGENCY_ID", "create_superadmin", "seed_identity"]
 
-DEMO_AGENCY_ID = "ubnd-phuong-thuan-hoa"
-"""The commune-level agency the demo officer serves (the services seeder creates it under this id)."""
+DEMO_AGENCY_ID = "THUAN-HOA"
+"""The commune-level agency the demo officer serves: the code of the Thuận Hóa ward centre in the services
+module's default agencies (an officer's scope is an agency code)."""
 
 
 def _ensure_installed(db: Database, settings: Settings) -> None:
