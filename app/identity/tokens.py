@@ -18,6 +18,7 @@ from typing import Any
 
 from litestar import Request
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import Database, utcnow
@@ -93,11 +94,8 @@ async def _device(
     session: AsyncSession, runtime: IdentityRuntime, user_id: uuid.UUID, info: DeviceInfo
 ) -> Device:
     now = utcnow()
-    device = (
-        await session.execute(
-            select(Device).where(Device.user_id == user_id, Device.install_id == info.install_id)
-        )
-    ).scalar_one_or_none()
+    query = select(Device).where(Device.user_id == user_id, Device.install_id == info.install_id)
+    device = (await session.execute(query)).scalar_one_or_none()
     if device is None:
         device = Device(
             user_id=user_id,
@@ -107,13 +105,19 @@ async def _device(
             first_seen_at=now,
             last_seen_at=now,
         )
-        session.add(device)
-    else:
-        if device.revoked_at is not None:
-            # A device its owner removed counts as new again when it comes back.
-            device.revoked_at = None
-            device.first_seen_at = now
-        device.name, device.platform, device.last_seen_at = info.name, info.platform, now
+        try:
+            async with session.begin_nested():
+                session.add(device)
+        except IntegrityError:
+            # Two sign-ins from one new installation at once: the other one registered it.
+            device = (await session.execute(query)).scalar_one()
+        else:
+            return device
+    if device.revoked_at is not None:
+        # A device its owner removed counts as new again when it comes back.
+        device.revoked_at = None
+        device.first_seen_at = now
+    device.name, device.platform, device.last_seen_at = info.name, info.platform, now
     await session.flush()
     return device
 

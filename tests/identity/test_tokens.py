@@ -257,3 +257,26 @@ async def test_a_removed_device_is_new_again(client: Client) -> None:
     ).json()
     assert again["device_id"] == first["device_id"]
     assert again["device_is_new"] is True
+
+
+async def test_two_sign_ins_from_one_new_installation_at_once(app: Any) -> None:
+    from app.identity.service import sign_in_with_password
+    from app.identity.tokens import DeviceInfo
+
+    user = await make_user(app)
+    info = DeviceInfo(install_id=uuid.uuid4().hex, name="Galaxy", platform="android")
+    gate = asyncio.Event()
+
+    async def sign_in() -> uuid.UUID:
+        await gate.wait()
+        pair = await sign_in_with_password(
+            app.state.db, phone=user.phone, password=DEFAULT_PASSWORD, device=info
+        )
+        return pair.device_id
+
+    tasks = [asyncio.create_task(sign_in()) for _ in range(4)]
+    await asyncio.sleep(0)
+    gate.set()
+    device_ids = await asyncio.gather(*tasks)
+    assert len(set(device_ids)) == 1, "one installation is one device"
+    await app.state.db.dispose()
