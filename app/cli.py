@@ -64,6 +64,20 @@ def serve(
     ).serve()
 
 
+@cli.command()
+def worker() -> None:
+    """Run the outbox dispatcher and the scheduled jobs until SIGTERM/SIGINT (graceful shutdown)."""
+    from app import tasks  # noqa: F401 - registers every module's delivery handlers and jobs
+    from app.core.observability import configure_logging
+    from app.core.worker import run_worker
+
+    settings = _settings()
+    configure_logging(settings)
+    console.print("Worker running (outbox dispatcher + scheduler); Ctrl-C or SIGTERM stops it.")
+    asyncio.run(run_worker(settings))
+    console.print("Worker stopped.")
+
+
 @db_cli.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Migrate the database up to ``revision`` (default: the latest)."""

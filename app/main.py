@@ -46,9 +46,10 @@ class MetricsController(PrometheusController):
 
 def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
+    from app.admin.routes import admin_routes
     from app.services.routes import services_routes
 
-    return [*identity_routes, *services_routes]
+    return [*identity_routes, *services_routes, *admin_routes]
 
 
 def _development_routes(settings: Settings) -> Sequence[Any]:
@@ -86,9 +87,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        worker = None
+        if settings.run_worker_in_process:
+            from app import tasks  # noqa: F401 - registers every module's delivery handlers and jobs
+            from app.core.worker import Worker
+
+            worker = Worker(db, settings)
+            app.state.worker = worker
+            await worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop(grace_seconds=10)
             if redis is not None:
                 await redis.aclose()
             await db.dispose()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from litestar import Litestar
 from sqlalchemy import update
 
 from app.core.db import Database, utcnow
+from app.core.security import Caller, issue_access_token
 from app.identity.models import Device
 from app.identity.service import (
     create_user,
@@ -43,7 +44,16 @@ from app.identity.service import (
 )
 from app.identity.tokens import DeviceInfo, open_session
 
-__all__ = ["DEFAULT_PASSWORD", "DEFAULT_PIN", "UserHandle", "in_app", "make_user", "new_phone", "valid_cccd"]
+__all__ = [
+    "DEFAULT_PASSWORD",
+    "DEFAULT_PIN",
+    "UserHandle",
+    "in_app",
+    "make_user",
+    "new_phone",
+    "token_with_claims",
+    "valid_cccd",
+]
 
 T = TypeVar("T")
 
@@ -209,3 +219,31 @@ async def _make_user(
         date_of_birth=date_of_birth if level >= 1 else None,
         full_name=full_name,
     )
+
+
+async def token_with_claims(
+    client_or_app: Any,
+    *,
+    roles: Iterable[str],
+    duties: Iterable[str] = (),
+    agency_id: str | None = None,
+    merchant_id: str | None = None,
+    identity_level: int = 2,
+) -> dict[str, str]:
+    """Headers with an access token stating exactly these claims (even combinations identity never issues,
+    e.g. a duty without the admin role, to test a guard), for a real signed-in session: the session check
+    refuses tokens of sessions identity does not know."""
+    person = await make_user(client_or_app, pin=None)
+    assert person.session_id is not None
+    settings = _app_of(client_or_app).state.settings
+    caller = Caller(
+        user_id=person.user_id,
+        session_id=person.session_id,
+        roles=frozenset(roles),
+        duties=frozenset(duties),
+        identity_level=identity_level,
+        agency_id=agency_id,
+        merchant_id=merchant_id,
+    )
+    token, _ = issue_access_token(settings, caller)
+    return {"Authorization": f"Bearer {token}"}

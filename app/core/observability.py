@@ -44,6 +44,7 @@ _SENSITIVE_KEYS = frozenset(
 )
 _NUMBER = re.compile(r"(?<!\d)(\+?84|0)?\d{9,12}(?!\d)")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -51,6 +52,8 @@ def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutabl
         if key.lower() in _SENSITIVE_KEYS:
             event[key] = "[redacted]"
         elif isinstance(event[key], str) and key not in ("request_id", "path", "timestamp"):
+            if _UUID.fullmatch(event[key]):
+                continue  # an id (message, payment, ...) is never a phone number; keep it whole
             event[key] = _NUMBER.sub("[number]", event[key])
     return event
 

@@ -130,7 +130,12 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     run_worker_in_process: bool = True
-    """Embedded mode runs the outbox dispatcher and scheduled jobs inside the API process."""
+    """Embedded mode runs the outbox dispatcher and scheduled jobs inside the API process (never in tests)."""
+    outbox_max_attempts: int = 10
+    """Delivery attempts of an outbox message (per round: an admin retry starts a new round) before it is
+    dead-lettered; a handler may declare its own."""
+    outbox_retention_days: int = 7
+    """Delivered outbox messages (and their delivery log) are purged this many days after delivery."""
     allow_sqlite_in_production: bool = False
     jwt_issuer: str = "hue-citizen"
     jwt_audience: str = "hue-citizen-mobile"
@@ -285,6 +290,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[attr] = _bool(var, env[var])
     if "RUN_WORKER_IN_PROCESS" not in env and environment == "production":
         values["run_worker_in_process"] = False
+    if environment == "test":
+        values["run_worker_in_process"] = False  # tests start workers explicitly, never behind their back
     for var, attr in (
         ("ACCESS_TOKEN_TTL_SECONDS", "access_token_ttl_seconds"),
         ("REFRESH_TOKEN_TTL_SECONDS", "refresh_token_ttl_seconds"),
@@ -292,6 +299,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ("DB_POOL_SIZE", "db_pool_size"),
         ("PIN_LOCK_SECONDS", "pin_lock_seconds"),
+        ("OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts"),
+        ("OUTBOX_RETENTION_DAYS", "outbox_retention_days"),
     ):
         if var in env:
             values[attr] = _int(var, env[var])

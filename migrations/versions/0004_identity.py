@@ -1,7 +1,7 @@
 """Identity: users and roles, devices and sessions, refresh tokens, one-time codes, PINs, consent, eKYC.
 
 Revision ID: 0004_identity
-Revises: 0007_services_catalogue
+Revises: 0003_outbox_jobs
 Create Date: 2026-11-23
 """
 
@@ -14,7 +14,7 @@ from advanced_alchemy.types import DateTimeUTC
 from alembic import op
 
 revision: str = "0004_identity"
-down_revision: str | Sequence[str] | None = "0007_services_catalogue"
+down_revision: str | Sequence[str] | None = "0003_outbox_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

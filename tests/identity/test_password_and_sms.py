@@ -77,3 +77,20 @@ async def test_http_gateway_posts_json_with_its_token() -> None:
     respx.post("https://sms.example.vn/timeout").mock(side_effect=httpx.ConnectTimeout("slow"))
     with pytest.raises(SmsError):
         await HttpSmsGateway("https://sms.example.vn/timeout", None).send("+84905123456", "x")
+
+
+def test_production_needs_an_sms_gateway() -> None:
+    from app.core.settings import ConfigError, load_settings
+
+    production = {
+        "APP_ENV": "production",
+        "DATABASE_URL": "postgresql://app@db/hue",
+        **dict.fromkeys(
+            ("JWT_KEYS", "PIN_KEYS", "DATA_KEYS", "AUDIT_KEYS", "WEBHOOK_KEYS"), f"k1:{'p' * 40}"
+        ),
+    }
+    with pytest.raises(ConfigError, match="SMS_GATEWAY_URL"):
+        load_settings(production)
+    assert load_settings({**production, "SMS_GATEWAY_URL": "https://sms.internal/send"}).sms_gateway_url
+    with pytest.raises(ConfigError, match="SMS_GATEWAY_URL"):
+        load_settings({**production, "SMS_GATEWAY_URL": "ftp://sms"})

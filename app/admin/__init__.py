@@ -1,0 +1,1 @@
+"""Administration: the console's API (dead letters today; reconciliation, reports and audit to come)."""

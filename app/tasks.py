@@ -1,0 +1,9 @@
+"""Imports every module's outbox delivery handlers and scheduled jobs, so that the worker (``hue worker``,
+or the API process in embedded mode) sees them all. A module that registers handlers or jobs at import
+adds its import here, in dependency order."""
+
+from __future__ import annotations
+
+from app.core import housekeeping  # noqa: F401
+
+__all__: list[str] = []
