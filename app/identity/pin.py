@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.crypto import keyed_digest
@@ -33,6 +34,7 @@ from app.identity.runtime import IdentityRuntime, runtime_of
 __all__ = ["PinStatus", "check_pin_format", "pin_status", "set_pin", "verify_payment_pin"]
 
 _SIX_DIGITS = re.compile(r"^[0-9]{6}$")
+log = structlog.get_logger("app.identity")
 _PURPOSE = "payment-pin"
 
 
@@ -95,6 +97,8 @@ async def _lock(runtime: IdentityRuntime, user_id: uuid.UUID) -> Exception:
     # The count of tries is not reset here: it expires before the lock does (its window started at the
     # first wrong try), and resetting it would let a guess already past the lock check compare again.
     hit = await runtime.money_hit(_lock_key(user_id), runtime.policy.pin_lock_seconds)
+    if hit.count == 1:
+        log.info("security_event", action="pin_locked", user_id=str(user_id))
     return _locked(utcnow() + timedelta(seconds=hit.retry_after), hit.retry_after)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from litestar import Request
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 _PREFIX = "rt_"
+log = structlog.get_logger("app.identity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,7 @@ async def rotate_refresh_token(db: Database, token: str) -> TokenPair:
         if spent:
             await _revoke(session, [auth.id], "refresh_reuse")
             reused = auth.id
+            reused_by = auth.user_id
         else:
             user = await session.get(User, auth.user_id)
             device = await session.get(Device, auth.device_id)
@@ -205,6 +208,7 @@ async def rotate_refresh_token(db: Database, token: str) -> TokenPair:
             device.last_seen_at = now
             pair = await _issue(session, runtime, user, auth, device)
     if reused is not None:
+        log.info("security_event", action="refresh_token_reused", user_id=str(reused_by), session=str(reused))
         runtime.sessions.forget(reused)
         runtime.sessions.put(reused, False, runtime.settings.access_token_ttl_seconds + 60)
         raise REFRESH_TOKEN_REUSED()

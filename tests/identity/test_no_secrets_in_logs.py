@@ -75,6 +75,7 @@ async def test_flows_leave_no_secret_in_the_logs(
     events = [json.loads(line) for line in app_lines]
     assert any(e.get("action") == "registered" for e in events), "security events are logged"
     assert any(e.get("action") == "sign_in_failed" for e in events)
+    assert any(e.get("action") == "refresh_token_reused" for e in events)
     for line in app_lines:
         for secret in secrets:
             assert secret not in line, f"a secret leaked into: {line}"
