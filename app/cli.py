@@ -26,6 +26,8 @@ bills_cli = typer.Typer(help="Bills: billers' monthly batch files", no_args_is_h
 services_cli = typer.Typer(
     help="Public services: procedure catalogue and holiday table", no_args_is_help=True
 )
+admin_cli = typer.Typer(help="Administration", no_args_is_help=True)
+cli.add_typer(admin_cli, name="admin")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(bills_cli, name="bills")
 cli.add_typer(demo_cli, name="demo")
@@ -207,6 +209,42 @@ def bills_import(
     )
     if report.rejected:
         raise typer.Exit(1)
+
+
+@admin_cli.command("create-superadmin")
+def admin_create_superadmin(
+    phone: str = typer.Option(..., help="Vietnamese mobile number of the superadmin"),
+    password: str = typer.Option(
+        ...,
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help="Initial password (prompted if omitted)",
+    ),
+    full_name: str = typer.Option("Quản trị hệ thống", help="Full name"),
+) -> None:
+    """Create the first superadmin (or give the duty to the existing account of PHONE)."""
+    from app.core.db import Database
+    from app.core.errors import AppError
+    from app.identity.bootstrap import create_superadmin
+
+    settings = _settings()
+
+    async def run() -> str:
+        db = Database(settings)
+        try:
+            return str(
+                await create_superadmin(db, settings, phone=phone, password=password, full_name=full_name)
+            )
+        finally:
+            await db.dispose()
+
+    try:
+        user_id = asyncio.run(run())
+    except AppError as exc:
+        console.print(f"[red]Refused:[/red] {exc.detail_en}")
+        raise typer.Exit(1) from exc
+    console.print(f"Superadmin ready: user {user_id}")
 
 
 @services_cli.command("load-catalogue")

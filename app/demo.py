@@ -21,9 +21,10 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
     from app.bills.demo import seed_bills
+    from app.identity.bootstrap import seed_identity
     from app.services.demo import seed_services
 
-    return [seed_services, seed_bills]
+    return [seed_identity, seed_services, seed_bills]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

@@ -26,9 +26,13 @@ from app.core.idempotency import IDEMPOTENCY_ERRORS  # noqa: F401 - its error co
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.openapi import SWAGGER_ASSETS, document_errors, openapi_config
 from app.core.ratelimit import RateLimiter
+from app.core.security import register_session_check
 from app.core.settings import Settings, get_settings
 from app.core.stores import build_stores
+from app.identity import runtime as identity_runtime
 from app.identity.inbox import inbox_lifespan
+from app.identity.routes import identity_development_routes, identity_routes
+from app.identity.tokens import session_is_active
 
 __all__ = ["create_app"]
 
@@ -52,7 +56,19 @@ def _domain_routes() -> Sequence[Any]:
     from app.identity.inbox_routes import InboxController
     from app.services.routes import services_routes
 
-    return [InboxController, *services_routes, *bills_routes, *admin_routes, AuditController]
+    return [
+        *identity_routes,
+        InboxController,
+        *services_routes,
+        *bills_routes,
+        *admin_routes,
+        AuditController,
+    ]
+
+
+def _development_routes(settings: Settings) -> Sequence[Any]:
+    """Routes that exist only outside production (the SMS outbox that shows one-time codes)."""
+    return [] if settings.is_production else [*identity_development_routes]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -81,6 +97,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     stores = build_stores(settings, redis)
     limiter = RateLimiter.from_settings(settings, stores)
+    identity_runtime.install(db, settings, stores=stores, limiter=limiter)
+    register_session_check(session_is_active)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -111,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 path="/docs/assets", directories=[SWAGGER_ASSETS], include_in_schema=False
             ),
             *_domain_routes(),
+            *_development_routes(settings),
         ],
         state=State(
             {

@@ -52,6 +52,10 @@ async def seed_bills(db: Database, settings: Settings, credentials: dict[str, An
         ],
         "sandbox_codes": "customer codes ending in 404 (unknown), 503 (biller down), 000 (nothing due)",
     }
+    household = credentials.get("citizen")
+    if isinstance(household, dict) and household.get("user_id"):
+        await seed_saved_codes(db, uuid.UUID(household["user_id"]), allow_sandbox=not settings.is_production)
+        credentials["bills"]["saved_for"] = household["phone"]
 
 
 async def seed_saved_codes(

@@ -143,12 +143,24 @@ class Database:
         self.settings = settings
         self.engine = create_engine(settings, url=url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.extensions: dict[str, Any] = {}
+        """Per-application services a module installs at start-up, reachable from any session this
+        database opened (``Database.of(session).extensions[...]``), for service functions that receive
+        only a session."""
         info = {_SESSION_DATABASE: self}
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         writer_engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         )
         self._writer = async_sessionmaker(writer_engine, expire_on_commit=False, info=info)
+
+    @staticmethod
+    def of(session: AsyncSession) -> Database:
+        """The :class:`Database` that opened ``session``."""
+        db = session.info.get(_SESSION_DATABASE)
+        if not isinstance(db, Database):
+            raise RuntimeError("this session was not opened by a Database")
+        return db
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -148,6 +148,12 @@ class Settings:
     ``07:00-11:30,13:30-17:00``: 4.5 h + 3.5 h = the 8 working hours of a working day). Deadlines of
     public-service dossiers are counted in these hours."""
     db_pool_size: int = 10
+    pin_lock_seconds: int = 15 * 60
+    """How long the payment PIN stays locked after 5 wrong tries."""
+    sms_gateway_url: str | None = None
+    """HTTPS endpoint of the SMS gateway (JSON POST); unset outside production means the dev SMS outbox."""
+    sms_gateway_token: str | None = None
+    """Bearer token for the SMS gateway."""
     jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
     pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
     data_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("DATA_KEYS", _DEV_SECRETS["DATA_KEYS"]))
@@ -292,11 +298,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("MAX_JSON_BODY_BYTES", "max_json_body_bytes"),
         ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ("DB_POOL_SIZE", "db_pool_size"),
+        ("PIN_LOCK_SECONDS", "pin_lock_seconds"),
         ("OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts"),
         ("OUTBOX_RETENTION_DAYS", "outbox_retention_days"),
     ):
         if var in env:
             values[attr] = _int(var, env[var])
+    if sms_url := env.get("SMS_GATEWAY_URL"):
+        if not sms_url.startswith(("https://", "http://")):
+            raise ConfigError(f"SMS_GATEWAY_URL: expected an http(s) URL, got {sms_url!r}")
+        values["sms_gateway_url"] = sms_url
+        values["sms_gateway_token"] = env.get("SMS_GATEWAY_TOKEN") or None
     if "OFFICE_HOURS" in env:
         values["office_hours"] = _office_hours(env["OFFICE_HOURS"])
     for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
@@ -317,6 +329,8 @@ def _refuse_unsafe_production(settings: Settings) -> None:
             raise ConfigError(
                 f"{ring.name}: production refuses the embedded development secret; set a real key"
             )
+    if settings.sms_gateway_url is None:
+        raise ConfigError("SMS_GATEWAY_URL: production needs an SMS gateway to send one-time codes")
     if settings.is_sqlite and not settings.allow_sqlite_in_production:
         raise ConfigError(
             "DATABASE_URL: production refuses SQLite; set a PostgreSQL URL or ALLOW_SQLITE_IN_PRODUCTION=true"

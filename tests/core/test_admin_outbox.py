@@ -17,10 +17,10 @@ from litestar.testing import AsyncTestClient
 
 from app.core.db import Database
 from app.core.outbox import Dispatcher, Envelope, HandlerRegistry, enqueue
-from app.core.security import Caller, issue_access_token
 from app.core.settings import Settings
 from tests.conftest import Backend, assert_problem
 from tests.core.outbox_support import database, message
+from tests.factories import token_with_claims
 
 TOPIC = "test.biller_confirmation"
 LIST = "/api/v1/admin/outbox/dead-letters"
@@ -32,11 +32,9 @@ async def db(backend_env: Backend) -> AsyncIterator[Database]:
         yield handle
 
 
-def token(settings: Settings, roles: set[str], duties: set[str] | None = None) -> dict[str, str]:
-    caller = Caller(
-        user_id=uuid.uuid4(), session_id=uuid.uuid4(), roles=frozenset(roles), duties=frozenset(duties or ())
-    )
-    return {"Authorization": f"Bearer {issue_access_token(settings, caller)[0]}"}
+async def token(client: Any, roles: set[str], duties: set[str] | None = None) -> dict[str, str]:
+    """A token with these claims for a real signed-in session (identity refuses unknown sessions)."""
+    return await token_with_claims(client, roles=roles, duties=duties or ())
 
 
 class Biller:
@@ -78,7 +76,7 @@ async def test_support_lists_dead_letters_page_by_page_and_sees_their_log(
     async with db.transaction() as session:
         await enqueue(session, TOPIC, {"still": "pending"}, key="not-dead")
         await enqueue(session, "test.other", {"other": True}, key="other-topic")
-    support = token(settings, {"admin"}, {"support"})
+    support = await token(client, {"admin"}, {"support"})
 
     seen: list[str] = []
     cursor = None
@@ -110,7 +108,7 @@ async def test_support_lists_dead_letters_page_by_page_and_sees_their_log(
     )
 
     response = await client.get(
-        f"/api/v1/admin/outbox/messages/{dead[0]}", headers=token(settings, {"admin"}, {"superadmin"})
+        f"/api/v1/admin/outbox/messages/{dead[0]}", headers=await token(client, {"admin"}, {"superadmin"})
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -129,7 +127,7 @@ async def test_retry_puts_a_dead_letter_back_and_repeating_it_is_harmless(
 ) -> None:
     biller = Biller()
     (dead,) = await make_dead_letters(db, biller, 1)
-    support = token(settings, {"admin"}, {"support"})
+    support = await token(client, {"admin"}, {"support"})
     retry = f"/api/v1/admin/outbox/messages/{dead}/retry"
 
     first = await client.post(retry, headers=support)
@@ -176,7 +174,7 @@ async def test_only_support_admins_may_see_or_retry_and_a_token_is_needed(
 ) -> None:
     (dead,) = await make_dead_letters(db, Biller(), 1)
     for roles, duties in FORBIDDEN_CALLERS:
-        headers = token(settings, roles, duties)
+        headers = await token(client, roles, duties)
         assert_problem(await client.get(LIST, headers=headers), 403, "forbidden")
         shown = await client.get(f"/api/v1/admin/outbox/messages/{dead}", headers=headers)
         assert_problem(shown, 403, "forbidden")

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,12 @@ from app.core.ratelimit import (
     client_address,
     rate_limit,
 )
-from app.core.security import Caller, issue_access_token
 from app.core.settings import ConfigError, RateRule, Settings, load_settings
 from app.core.stores import Stores, StoreUnavailableError, build_stores
 from app.core.stores.memory import memory_stores
 from tests.conftest import IN_CI, Backend, assert_problem
 from tests.core.conftest import StoreEnv
+from tests.factories import make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = {
@@ -81,10 +80,9 @@ async def read(stores: NamedDependency[Stores]) -> dict[str, bool]:
 TEST_ROUTES = [pay, send_otp, sign_in, read]
 
 
-def token_for(settings: Settings) -> dict[str, str]:
-    caller = Caller(user_id=uuid.uuid4(), session_id=uuid.uuid4(), roles=frozenset({"citizen"}))
-    token, _ = issue_access_token(settings, caller)
-    return {"Authorization": f"Bearer {token}"}
+async def token_for(client: AsyncTestClient[Litestar]) -> dict[str, str]:
+    """A signed-in citizen's headers (a real session: identity refuses tokens of unknown sessions)."""
+    return (await make_user(client, pin=None)).headers
 
 
 @pytest.fixture
@@ -144,8 +142,8 @@ def test_bad_limit_configuration_is_refused(env: dict[str, str], message: str) -
 async def test_payments_over_the_limit_get_429_with_retry_after(
     limited: tuple[AsyncTestClient[Litestar], Settings],
 ) -> None:
-    client, settings = limited
-    alice, bob = token_for(settings), token_for(settings)
+    client, _ = limited
+    alice, bob = await token_for(client), await token_for(client)
     for _ in range(3):
         assert (await client.post("/api/v1/_test/pay", headers=alice)).status_code == 200
     refused = await client.post("/api/v1/_test/pay", headers={**alice, "Accept-Language": "en"})
@@ -372,8 +370,8 @@ async def test_redis_outage_keeps_payments_and_reads_but_closes_otp_and_signin(
     app = create_app(settings)
     for route in TEST_ROUTES:
         app.register(route)
-    alice = token_for(settings)
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        alice = await token_for(client)
         # Healthy: everything answers, and the counts live in the private Redis under the prefix.
         assert (await client.post("/api/v1/_test/pay", headers=alice)).status_code == 200
         assert (await client.post("/api/v1/_test/otp", json={"phone": "0905123456"})).status_code == 200

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from app.core.db import Database
-from app.core.security import Caller, issue_access_token
 from app.core.settings import Settings
 from app.services.catalogue import HOLIDAYS_FILE, NATIONAL_CATALOGUE_FILE, load_json
 from app.services.service import load_catalogue, load_holidays
+from tests.factories import token_with_claims
 
 
 @pytest.fixture
@@ -30,21 +30,13 @@ async def loaded(db: Database) -> Database:
     return db
 
 
-def bearer(
-    settings: Settings, *roles: str, duties: tuple[str, ...] = (), agency: str | None = None
+async def bearer(
+    client: Any, settings: Settings, *roles: str, duties: tuple[str, ...] = (), agency: str | None = None
 ) -> dict[str, str]:
-    caller = Caller(
-        user_id=uuid.uuid4(),
-        session_id=uuid.uuid4(),
-        roles=frozenset(roles),
-        duties=frozenset(duties),
-        identity_level=2,
-        agency_id=agency,
-    )
-    token, _ = issue_access_token(settings, caller)
-    return {"Authorization": f"Bearer {token}"}
+    """A token stating exactly these claims, for a real signed-in session."""
+    return await token_with_claims(client, roles=roles, duties=duties, agency_id=agency)
 
 
 @pytest.fixture
-def superadmin(settings: Settings) -> dict[str, str]:
-    return bearer(settings, "admin", duties=("superadmin",))
+async def superadmin(client: Any, settings: Settings) -> dict[str, str]:
+    return await bearer(client, settings, "admin", duties=("superadmin",))

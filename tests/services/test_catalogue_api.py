@@ -53,7 +53,9 @@ async def test_loading_twice_changes_nothing(db: Database, client: AsyncTestClie
 async def _public_reading_needs_no_sign_in(client: AsyncTestClient[Litestar], settings: Settings) -> None:
     anonymous = await client.get("/api/v1/services/procedures/1.001193")
     assert anonymous.status_code == 200
-    signed_in = await client.get("/api/v1/services/procedures/1.001193", headers=bearer(settings, "citizen"))
+    signed_in = await client.get(
+        "/api/v1/services/procedures/1.001193", headers=await bearer(client, settings, "citizen")
+    )
     assert signed_in.json() == anonymous.json()
 
 
@@ -179,11 +181,13 @@ async def test_admin_routes_need_the_superadmin_duty(
     loaded: Database, client: AsyncTestClient[Litestar], settings: Settings
 ) -> None:
     refused = (
-        bearer(settings, "citizen"),
-        bearer(settings, "officer", agency="PHU-XUAN"),
-        bearer(settings, "admin", duties=("finance",)),
-        bearer(settings, "admin", duties=("support",)),
-        bearer(settings, "citizen", duties=("superadmin",)),  # a duty without the admin role is nothing
+        await bearer(client, settings, "citizen"),
+        await bearer(client, settings, "officer", agency="PHU-XUAN"),
+        await bearer(client, settings, "admin", duties=("finance",)),
+        await bearer(client, settings, "admin", duties=("support",)),
+        await bearer(
+            client, settings, "citizen", duties=("superadmin",)
+        ),  # a duty without the admin role is nothing
     )
     for method, path, body in ADMIN_ROUTES:
         kwargs: dict[str, Any] = {"json": body} if body is not None else {}
@@ -191,7 +195,7 @@ async def test_admin_routes_need_the_superadmin_duty(
         for headers in refused:
             assert_problem(await client.request(method, path, headers=headers, **kwargs), 403, "forbidden")
         allowed = await client.request(
-            method, path, headers=bearer(settings, "admin", duties=("superadmin",)), **kwargs
+            method, path, headers=await bearer(client, settings, "admin", duties=("superadmin",)), **kwargs
         )
         assert allowed.status_code in (200, 204), (method, path, allowed.text)
 
