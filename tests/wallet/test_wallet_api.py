@@ -61,9 +61,11 @@ async def test_open_wallet_needs_level_2_and_is_idempotent(client: Any) -> None:
     for _ in range(2):
         resp = await client.post("/api/v1/me/wallet", headers={**verified.headers, **_key()})
         assert resp.status_code == 201, resp.text
-        assert resp.json()["balance"] == 0 and resp.json()["funding_source_linked"] is False
+        assert resp.json()["balance"] == 0
+        assert resp.json()["funding_source_linked"] is False
     wallet = (await client.get("/api/v1/me/wallet", headers=verified.headers)).json()
-    assert wallet["available"] == 0 and wallet["limits"]["monthly_cap"] == 100_000_000
+    assert wallet["available"] == 0
+    assert wallet["limits"]["monthly_cap"] == 100_000_000
 
 
 async def test_transfer_moves_money_and_notifies_the_receiver(client: Any) -> None:
@@ -73,13 +75,17 @@ async def test_transfer_moves_money_and_notifies_the_receiver(client: Any) -> No
     resp = await _send(client, alice, bob, 250_000)
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    assert body["amount"] == -250_000 and body["available_after"] == 750_000
+    assert body["amount"] == -250_000
+    assert body["available_after"] == 750_000
     assert body["recipient_name"] == "T*** T** B***"
-    assert await _available(client, alice) == 750_000 and await _available(client, bob) == 250_000
+    assert await _available(client, alice) == 750_000
+    assert await _available(client, bob) == 250_000
     inbox = (await client.get("/api/v1/me/inbox", headers=bob.headers)).json()["items"]
-    assert inbox[0]["kind"] == "wallet.transfer_received" and "250.000" in inbox[0]["body_vi"]
+    assert inbox[0]["kind"] == "wallet.transfer_received"
+    assert "250.000" in inbox[0]["body_vi"]
     seen = await client.get(f"{TRANSFERS}/{body['id']}", headers=bob.headers)
-    assert seen.status_code == 200 and seen.json()["amount"] == 250_000
+    assert seen.status_code == 200
+    assert seen.json()["amount"] == 250_000
     assert seen.json()["message"] == "Tiền ăn trưa"
 
 
@@ -102,7 +108,8 @@ async def test_wrong_pin_writes_nothing_and_the_key_can_be_reused(client: Any) -
     key = str(uuid.uuid4())
     resp = await _send(client, alice, bob, 40_000, pin="135799", key=key)
     assert_problem(resp, 422, "pin_invalid")
-    assert await _available(client, alice) == 100_000 and await _available(client, bob) == 0
+    assert await _available(client, alice) == 100_000
+    assert await _available(client, bob) == 0
     assert (await client.get("/api/v1/me/inbox", headers=bob.headers)).json()["items"] == []
     assert (await _send(client, alice, bob, 40_000, key=key)).status_code == 201
     assert await _available(client, bob) == 40_000
@@ -116,8 +123,10 @@ async def test_repeated_idempotency_key_sends_once(client: Any) -> None:
     first = await _send(client, alice, bob, 30_000, key=key)
     again = await _send(client, alice, bob, 30_000, key=key)
     assert first.status_code == again.status_code == 201
-    assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
-    assert await _available(client, alice) == 70_000 and await _available(client, bob) == 30_000
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert await _available(client, alice) == 70_000
+    assert await _available(client, bob) == 30_000
 
 
 async def test_unknown_recipient_self_and_funds(client: Any) -> None:
@@ -241,15 +250,18 @@ async def test_monthly_csv_export(client: Any) -> None:
     resp = await client.get(
         "/api/v1/me/wallet/statement.csv", params={"month": local_month}, headers=alice.headers
     )
-    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))
     assert rows[0] == ["time", "id", "kind", "description", "amount", "balance_after"]
-    assert rows[1][2] == "opening_balance" and rows[1][5] == "0"
+    assert rows[1][2] == "opening_balance"
+    assert rows[1][5] == "0"
     assert [(r[2], r[4], r[5]) for r in rows[2:4]] == [
         ("topup", "50000", "50000"),
         ("transfer", "-12000", "38000"),
     ]
-    assert rows[-1][2] == "closing_balance" and rows[-1][5] == "38000"
+    assert rows[-1][2] == "closing_balance"
+    assert rows[-1][5] == "38000"
     empty = await client.get(
         "/api/v1/me/wallet/statement.csv", params={"month": "2020-01"}, headers=alice.headers
     )
@@ -291,9 +303,9 @@ async def test_two_concurrent_transfers_over_the_balance_one_succeeds(
                         kind="topup", postings=[ledger.debit(bank, amount), ledger.credit(wallet, amount)]
                     ),
                 )
-    # Force the overlap on PostgreSQL: both requests are inside their transaction (idempotency key claimed,
-    # identity level read), before the PIN, the limits and the posting. SQLite admits one writer at a time (BEGIN IMMEDIATE): no overlap is
-    # possible there, the second waits for the first to commit.
+    # Force the overlap on PostgreSQL: both requests inside their transaction (idempotency key claimed,
+    # identity level read), before the PIN, the limits and the posting. SQLite admits one writer at a
+    # time (BEGIN IMMEDIATE): no overlap is possible there, the second waits for the first to commit.
     barrier = asyncio.Barrier(2 if backend_env.is_postgres else 1)
     original = limits.check_per_transaction
 
