@@ -163,7 +163,7 @@ async def pay_bills(
         .order_by(Bill.id)
         .with_for_update(of=Bill)
     )
-    rows = {bill.id: (bill, biller) for bill, biller in (await session.execute(statement)).tuples()}
+    rows = {bill.id: (bill, biller) for bill, biller in (await session.execute(statement)).all()}
     payer_id = caller.user_id
     amounts: dict[uuid.UUID, int] = {}
     for bill_id, amount in wanted.items():
@@ -220,10 +220,11 @@ async def pay_bills(
     payer = await get_user_brief(session, payer_id)
     payer_name = payer.full_name if payer is not None else None
     series = receipts.series_for(paid_at)
+    numbers = await receipts.next_numbers(session, series, len(ordered))
     views: list[PaymentItemView] = []
     item_rows: list[BillPaymentItem] = []
     receipt_rows: list[Receipt] = []
-    for bill, biller in ordered:
+    for (bill, biller), number in zip(ordered, numbers, strict=True):
         item = BillPaymentItem(
             id=new_id(),
             created_at=paid_at,
@@ -236,7 +237,6 @@ async def pay_bills(
         )
         item_rows.append(item)
         receipt_id = new_id()
-        number = await receipts.next_number(session, series)
         content = receipts.new_receipt_content(
             series=series,
             number=number,
@@ -273,7 +273,7 @@ async def pay_bills(
         )
         views.append(_item_view(item, bill, biller, receipt_id))
     session.add_all(item_rows)
-    await session.flush(item_rows)
+    await session.flush()
     session.add_all(receipt_rows)
     await session.flush()
     await publish(
@@ -344,7 +344,9 @@ async def record_failure(
 # --- reading ----------------------------------------------------------------------------------------------
 
 
-async def get_payment(session: AsyncSession, payer_id: uuid.UUID, payment_id: uuid.UUID) -> PaymentView | None:
+async def get_payment(
+    session: AsyncSession, payer_id: uuid.UUID, payment_id: uuid.UUID
+) -> PaymentView | None:
     """The payer's own payment (None for anyone else's: 404 at the edge)."""
     payment = await session.get(BillPayment, payment_id)
     if payment is None or payment.payer_id != payer_id:
@@ -359,7 +361,7 @@ async def get_payment(session: AsyncSession, payer_id: uuid.UUID, payment_id: uu
     )
     items = [
         _item_view(item, bill, biller, receipt_id)
-        for item, bill, biller, receipt_id in (await session.execute(statement)).tuples()
+        for item, bill, biller, receipt_id in (await session.execute(statement)).all()
     ]
     return PaymentView(
         id=payment.id, reference=payment.reference, total=payment.total, paid_at=payment.paid_at, items=items

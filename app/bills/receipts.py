@@ -41,7 +41,7 @@ __all__ = [
     "VN",
     "amount_in_words",
     "check_code",
-    "next_number",
+    "next_numbers",
     "public_key_b64",
     "receipt_code",
     "render_pdf",
@@ -124,12 +124,15 @@ def receipt_code(series: str, number: int) -> str:
     return f"{series}-{number:08d}"
 
 
-async def next_number(session: AsyncSession, series: str) -> int:
-    """The next receipt number of ``series`` (see the module docstring)."""
+async def next_numbers(session: AsyncSession, series: str, count: int) -> list[int]:
+    """The next ``count`` receipt numbers of ``series``, increasing (see the module docstring)."""
     if session.get_bind().dialect.name == "postgresql":
-        return int((await session.execute(text("SELECT nextval('bill_receipt_number_seq')"))).scalar_one())
-    highest = await session.scalar(select(func.max(Receipt.number)).where(Receipt.series == series))
-    return int(highest or 0) + 1
+        rows = await session.execute(
+            text("SELECT nextval('bill_receipt_number_seq') FROM generate_series(1, :n)"), {"n": count}
+        )
+        return sorted(int(value) for value in rows.scalars())
+    highest = int(await session.scalar(select(func.max(Receipt.number)).where(Receipt.series == series)) or 0)
+    return list(range(highest + 1, highest + 1 + count))
 
 
 # --- signature --------------------------------------------------------------------------------------------
@@ -197,7 +200,7 @@ def render_pdf(content: dict[str, Any], *, key_id: str, signature: str, status: 
     """The receipt as an A5 PDF with an embedded font that renders Vietnamese (DejaVu Sans)."""
     from fpdf import FPDF
 
-    pdf = FPDF(orientation="P", unit="mm", format="A5")
+    pdf = FPDF(orientation="P", unit="mm", format=(148, 210))  # A5
     pdf.set_title(f"Biên lai {content['series']}-{content['number']:08d}")
     pdf.set_author(str(content["issuer"]["name"]))
     pdf.set_creator("Hue-S")
