@@ -15,8 +15,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from app.bills.connectors import load_biller_secrets
 from app.bills import confirmations as bill_confirmations
+from app.bills.connectors import load_biller_secrets
 from app.bills.gateway import BillerGateway
 from app.bills.payment_routes import payment_routes
 from app.bills.routes import bills_routes

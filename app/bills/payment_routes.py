@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from app.bills import payments
@@ -156,9 +155,6 @@ class MyReceiptsController(Controller):
         operation_id="getReceiptPdf",
         summary="One of my e-receipts as a PDF",
         media_type="application/pdf",
-        responses={
-            200: ResponseSpec(data_container=bytes, media_type="application/pdf", description="The PDF.")
-        },
         opt={"errors": [RECEIPT_NOT_FOUND]},
     )
     async def get_receipt_pdf(

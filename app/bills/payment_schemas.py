@@ -49,17 +49,20 @@ class PaymentItemView(msgspec.Struct, kw_only=True):
     """One paid bill."""
 
     bill_id: uuid.UUID
+    """The bill paid."""
     biller_code: str
     """E.g. ``EVN_CPC_HUE``."""
     biller_name: str
+    """The biller's name as citizens see it."""
     customer_code: str
+    """The customer code the bill belongs to."""
     period: str
     """The bill's period as the biller names it (e.g. ``2026-05``)."""
     amount: int
     """đồng paid for this bill."""
     status: Literal["paid", "confirmed", "refunded"]
-    """``paid``: the biller is being told; ``confirmed``: the biller accepted; ``refunded``: the biller refused
-    it (e.g. already paid at a counter) and the amount went back to the wallet."""
+    """``paid``: the biller is being told; ``confirmed``: the biller accepted; ``refunded``: the biller
+    refused it (e.g. already paid at a counter) and the amount went back to the wallet."""
     refund_reason: str | None
     """Why the biller refused, when ``refunded`` (e.g. ``already_paid``)."""
     receipt_id: uuid.UUID
@@ -70,18 +73,22 @@ class PaymentView(msgspec.Struct, kw_only=True):
     """A one-tap payment."""
 
     id: uuid.UUID
+    """The payment's id (``GET /api/v1/me/payments/{id}``)."""
     reference: str
     """The payment's reference, as the billers and support see it."""
     total: int
     """đồng taken from the wallet."""
     paid_at: datetime
+    """When the wallet was debited (UTC)."""
     items: list[PaymentItemView]
+    """One per bill, in the order they were asked for."""
 
 
 class ReceiptView(msgspec.Struct, kw_only=True):
     """An e-receipt (biên lai điện tử) of one paid bill, with the issuer's signature."""
 
     id: uuid.UUID
+    """The receipt's id."""
     code: str
     """Series and number as printed, e.g. ``C26THU-00000042``: what the verify route takes."""
     series: str
@@ -93,12 +100,15 @@ class ReceiptView(msgspec.Struct, kw_only=True):
     issuer_name: str
     """Đơn vị thu: the biller (or the agency for a public-service fee)."""
     issuer_code: str
+    """The biller's code, e.g. ``EVN_CPC_HUE``."""
     payer_name: str | None
+    """Người nộp: the payer's name as registered (none if not given)."""
     amount: int
     """đồng."""
     amount_in_words: str
     """The amount in Vietnamese words, e.g. ``Một trăm năm mươi nghìn đồng``."""
     paid_at: datetime
+    """When it was paid (UTC); ``content.paid_at_local`` has Huế time as printed."""
     content: dict[str, object]
     """Everything signed, exactly as signed (canonical JSON of this object, keys sorted, no spaces)."""
     key_id: str
@@ -117,13 +127,18 @@ class ReceiptVerification(msgspec.Struct, kw_only=True):
     """What anyone holding a receipt can check about it."""
 
     code: str
+    """Series and number, e.g. ``C26THU-00000042``."""
     valid: bool
     """True when the stored receipt's signature checks out under its key."""
     status: Literal["valid", "cancelled"]
+    """``cancelled`` once the payment of the bill was refunded."""
     issuer_name: str
+    """Đơn vị thu: who the money was collected for."""
     amount: int
     """đồng."""
     paid_at: datetime
+    """When it was paid (UTC)."""
     key_id: str
+    """The signing key's id."""
     public_key: str
     """The Ed25519 public key (base64url) that checks the receipt's signature."""

@@ -52,8 +52,8 @@ from app.core.settings import KeyRing
 from app.identity.inbox import post_notification
 from app.identity.service import get_user_brief
 from app.wallet import ledger
+from app.wallet import service as wallet
 from app.wallet.ledger import AccountType
-from app.wallet.service import pay_from_wallet
 
 __all__ = [
     "CONFIRM_TOPIC",
@@ -106,7 +106,7 @@ def _check_amount(bill: Bill, biller: Biller, amount: int | None) -> int:
     )
     if not allowed:
         raise AMOUNT_NOT_ALLOWED(
-            f"Số tiền {amount:,} đ không phù hợp với hóa đơn (quy tắc: {rule}, số tiền hóa đơn {bill.amount:,} đ)",
+            f"Số tiền {amount} đ không phù hợp với hóa đơn (quy tắc: {rule}, hóa đơn: {bill.amount} đ)",
             f"{amount} is not allowed for this bill (rule {rule}, bill amount {bill.amount})",
             bill_id=str(bill.id),
             amount_rule=rule,
@@ -147,15 +147,15 @@ async def pay_bills(
     if not items:
         raise ValueError("a payment needs at least one bill")
     wanted: dict[uuid.UUID, int | None] = {}
-    for item in items:
-        if item.bill_id in wanted:
+    for asked in items:
+        if asked.bill_id in wanted:
             raise BILL_NOT_PAYABLE(
                 "Một hóa đơn chỉ được chọn một lần",
                 "A bill may appear only once in a payment",
-                bill_id=str(item.bill_id),
+                bill_id=str(asked.bill_id),
                 status="duplicate",
             )
-        wanted[item.bill_id] = item.amount
+        wanted[asked.bill_id] = asked.amount
     statement = (
         select(Bill, Biller)
         .join(Biller, Biller.id == Bill.biller_id)
@@ -186,7 +186,7 @@ async def pay_bills(
     payment_id = new_id()
     reference = _new_reference()
     total = sum(amounts.values())
-    posted = await pay_from_wallet(
+    posted = await wallet.pay_from_wallet(
         session,
         payer_id=payer_id,
         session_id=caller.session_id,
