@@ -170,8 +170,13 @@ def _serve(database: str, port: int) -> subprocess.Popen[bytes]:
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(_server_log(port), "wb"),
     )
+
+
+def _server_log(port: int) -> Path:
+    """Where the bench's server writes its log (errors only), for a look after a run with refusals."""
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"hue-bench-one-tap-{port}.log"
 
 
 async def _wait_ready(base: str) -> None:
@@ -186,7 +191,7 @@ async def _wait_ready(base: str) -> None:
     raise RuntimeError("the app did not become ready")
 
 
-async def _load(base: str, seeded: Seeded, clients: int, seconds: float) -> dict[str, float]:
+async def _load(base: str, seeded: Seeded, clients: int, seconds: float) -> dict[str, Any]:
     groups = seeded.bill_groups
     latencies: list[float] = []
     refused: dict[int, int] = {}
@@ -216,11 +221,10 @@ async def _load(base: str, seeded: Seeded, clients: int, seconds: float) -> dict
         await asyncio.gather(*(client(n) for n in range(clients)))
         took = time.perf_counter() - began
     latencies.sort()
-    p = (
-        (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000)
-        if latencies
-        else (lambda q: 0.0)
-    )
+
+    def p(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else 0.0
+
     return {
         "paid": len(latencies),
         "rate": len(latencies) / took,
@@ -269,7 +273,8 @@ def _one(clients: int, seconds: int) -> dict[str, Any]:
         result = asyncio.run(_load(base, seeded, clients, seconds))
         check = asyncio.run(_check(app_db))
         if result["refused"]:
-            print(f"refused answers at {clients} clients: {result['refused_by_status']}")
+            refusals = result["refused_by_status"]
+            print(f"refused answers at {clients} clients: {refusals}; server log {_server_log(port)}")
         return {
             "clients": clients,
             **result,

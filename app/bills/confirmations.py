@@ -32,6 +32,7 @@ from app.bills.connectors import PaymentConfirmation
 from app.bills.gateway import BillerGateway
 from app.bills.models import Bill, Biller, BillPayment, BillPaymentItem, Receipt
 from app.bills.payments import CONFIRM_TOPIC
+from app.bills.receipts import money_vi
 from app.core.db import Database, utcnow
 from app.core.outbox import Envelope, register_handler
 from app.identity.inbox import post_notification
@@ -162,13 +163,13 @@ async def _refund(
             update(Bill).where(Bill.id == item.bill_id).values(status="refunded", updated_at=now)
         )
         await session.execute(update(Receipt).where(Receipt.item_id == item.id).values(status="cancelled"))
-        amount = f"{item.amount:,}".replace(",", ".")
         await post_notification(
             session,
             payment.payer_id,
             "bill_refunded",
             "Đã hoàn tiền hóa đơn",
-            f"{biller.name} từ chối khoản thanh toán {amount} đ (lý do: {reason}); tiền đã được hoàn vào ví.",
+            f"{biller.name} từ chối khoản thanh toán {money_vi(item.amount)} (lý do: {reason}); "
+            "tiền đã được hoàn vào ví.",
             title_en="Bill payment refunded",
             body_en=f"{biller.name} refused the payment of {item.amount} VND ({reason}); "
             "the money is back in your wallet.",

@@ -299,7 +299,7 @@ async def pay_bills(
         payer_id,
         "bills_paid",
         "Thanh toán hóa đơn thành công",
-        f"Đã thanh toán {len(ordered)} hóa đơn, tổng {total:,} đ (mã {reference}).".replace(",", "."),
+        f"Đã thanh toán {len(ordered)} hóa đơn, tổng {receipts.money_vi(total)} (mã {reference}).",
         title_en="Bills paid",
         body_en=f"Paid {len(ordered)} bill(s), {total:,} VND in total (reference {reference}).",
         data={"payment_id": str(payment_id)},

@@ -41,6 +41,7 @@ __all__ = [
     "VN",
     "amount_in_words",
     "check_code",
+    "money_vi",
     "next_numbers",
     "public_key_b64",
     "receipt_code",
@@ -192,7 +193,8 @@ def check_code(signature: str) -> str:
 # --- PDF --------------------------------------------------------------------------------------------------
 
 
-def _money(amount: int) -> str:
+def money_vi(amount: int) -> str:
+    """``440450`` -> ``440.450 đ`` (Vietnamese grouping)."""
     return f"{amount:,}".replace(",", ".") + " đ"
 
 
@@ -232,7 +234,7 @@ def render_pdf(content: dict[str, Any], *, key_id: str, signature: str, status: 
         ("Mã khách hàng (customer code)", bill["customer_code"]),
         ("Tên khách hàng (customer)", bill["customer_name"] or "-"),
         ("Kỳ (period)", bill["period"]),
-        ("Số tiền (amount)", _money(int(content["amount"]))),
+        ("Số tiền (amount)", money_vi(int(content["amount"]))),
         ("Bằng chữ (in words)", content["amount_in_words"]),
         ("Thời gian (time)", content["paid_at_local"]),
         ("Mã giao dịch (payment)", content["payment_reference"]),

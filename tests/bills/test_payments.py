@@ -174,12 +174,16 @@ async def test_three_bills_of_three_billers_in_one_tap(world: World) -> None:
         items = (await session.execute(select(BillPaymentItem))).scalars().all()
         for item in items:
             assert (await ledger.balance(session, item.payable_account_id)).balance == item.amount
-        notes = await session.scalar(
-            select(func.count())
-            .select_from(InboxNotification)
-            .where(InboxNotification.user_id == citizen.user_id)
+        notes = (
+            (
+                await session.execute(
+                    select(InboxNotification.body_vi).where(InboxNotification.user_id == citizen.user_id)
+                )
+            )
+            .scalars()
+            .all()
         )
-    assert notes == 1
+    assert notes == [f"Đã thanh toán 3 hóa đơn, tổng 440.450 đ (mã {payment['reference']})."]
 
     # And the worker tells each of the three billers once
     assert await world.count(OutboxMessage, OutboxMessage.topic == "bills.confirm_payment") == 3
