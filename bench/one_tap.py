@@ -165,12 +165,13 @@ def _serve(database: str, port: int) -> subprocess.Popen[bytes]:
     }
     env.pop("REDIS_URL", None)
     hue = shutil.which("hue", path=str(Path(sys.executable).parent)) or "hue"
+    log = open(_server_log(port), "wb")  # noqa: SIM115 - the child process writes it until it exits
     return subprocess.Popen(
         [hue, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=open(_server_log(port), "wb"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 

@@ -174,8 +174,10 @@ async def pay_bills(
         _check_payable(bill, biller, payer_id)
         amounts[bill_id] = _check_amount(bill, biller, amount)
 
+    # In the order of their refs, so that concurrent first payments creating the same payable accounts
+    # wait for each other instead of deadlocking.
     payable: dict[uuid.UUID, uuid.UUID] = {}
-    for _bill, biller in rows.values():
+    for _bill, biller in sorted(rows.values(), key=lambda row: row[1].payable_account_ref):
         if biller.id not in payable:
             payable[biller.id] = await payable_account(session, biller)
     ordered = [rows[bill_id] for bill_id in wanted]
