@@ -243,9 +243,9 @@ def render_pdf(content: dict[str, Any], *, key_id: str, signature: str, status: 
     for label, value in rows:
         pdf.set_font("DejaVu", "", 9)
         y = pdf.get_y()
-        pdf.multi_cell(label_width, 5, label, new_x="RIGHT", new_y="TOP")
+        pdf.multi_cell(label_width, 5, label, align="L", new_x="RIGHT", new_y="TOP")
         pdf.set_font("DejaVu", "B", 9)
-        pdf.multi_cell(width - label_width, 5, str(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(width - label_width, 5, str(value), align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.set_y(max(pdf.get_y(), y + 5))
     pdf.ln(3)
     pdf.set_font("DejaVu", "", 7)
@@ -255,6 +255,7 @@ def render_pdf(content: dict[str, Any], *, key_id: str, signature: str, status: 
         "Chữ ký số của đơn vị thu (issuer's signature, Ed25519)\n"
         f"Mã khóa (key id): {key_id}\nChữ ký (signature): {signature}\n"
         f"Mã tra cứu (look-up code): {check_code(signature)}",
+        align="L",
         new_x="LMARGIN",
         new_y="NEXT",
     )
