@@ -24,6 +24,11 @@ SANDBOX_TODAY = date(2025, 6, 20)
 """The day the sandbox billers are asked on, so their bills are known in advance."""
 
 
+@pytest.fixture(autouse=True)
+def _tokens_without_identity_sessions(tokens_without_sessions: None) -> None:
+    """Every bills test signs callers in with tokens of its own making (see tests/conftest.py)."""
+
+
 def headers_for(
     settings: Settings,
     user_id: uuid.UUID | None = None,
