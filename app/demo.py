@@ -23,8 +23,9 @@ def seeders() -> list[DemoSeeder]:
     from app.bills.demo import seed_bills
     from app.identity.bootstrap import seed_identity
     from app.services.demo import seed_services
+    from app.wallet.demo import seed_wallets
 
-    return [seed_identity, seed_services, seed_bills]
+    return [seed_identity, seed_wallets, seed_services, seed_bills]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

@@ -57,6 +57,7 @@ def _domain_routes() -> Sequence[Any]:
     from app.core.audit_routes import AuditController
     from app.identity.inbox_routes import InboxController
     from app.services.routes import services_routes
+    from app.wallet.routes import wallet_routes
 
     return [
         *identity_routes,
@@ -64,6 +65,7 @@ def _domain_routes() -> Sequence[Any]:
         *services_routes,
         *bills_routes,
         *payment_routes,
+        *wallet_routes,
         *admin_routes,
         AuditController,
     ]

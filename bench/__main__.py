@@ -9,11 +9,16 @@ The app side runs against its own fresh, migrated database with 10,000 funded wa
 database's books are checked (postings sum to zero, every balance equals its postings, no wallet below
 zero), so a fast but wrong ledger cannot pass.
 
-Until the HTTP transfer route exists, the app side is the wallet below HTTP (``bench/service_load.py``):
-``service`` = ``Database.transaction()`` + ``ledger.post`` (the unit of work every module uses), ``sql`` =
-asyncpg pool + BEGIN / ledger_post / COMMIT (the floor under it).
+App paths (``--paths``, default ``http,service``):
+- ``http``: the real endpoint, ``POST /api/v1/me/wallet/transfers`` on granian (identity level, PIN,
+  limits, idempotency key, recipient lookup by phone, inbox notice, one posting), one payer per client
+  (``bench/http_load.py``). In ``hot`` every payer sends to ONE citizen's wallet: a wallet is a locked
+  account, so this is the same serial lock as hot.sql, behind much more work per request;
+- ``service``: below HTTP (``bench/service_load.py``), ``Database.transaction()`` + ``ledger.post``; its
+  ``hot`` pays one shop (a receive-only account, never locked);
+- ``sql``: asyncpg pool + BEGIN / ledger_post / COMMIT (the floor under it).
 
-Options: ``--seconds``, ``--clients 1,16,64``, ``--runs N`` (medians), ``--paths service,sql``, ``--keep``.
+Options: ``--seconds``, ``--clients 1,16,64``, ``--runs N`` (medians), ``--paths``, ``--keep``.
 """
 
 from __future__ import annotations
@@ -21,12 +26,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from bench.http_load import run_load, start_server
+from bench.http_load import seed as seed_http
 from bench.pg import (
     SHARED_BENCH,
     create_database,
@@ -36,6 +46,9 @@ from bench.pg import (
     sqlalchemy_url,
 )
 from bench.seed import WALLETS, seed_app_database
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+HTTP_PORT = int(os.environ.get("BENCH_HTTP_PORT", "18431"))
 
 BASELINE = {"transfer": "transfer.sql", "hot": "hot.sql"}
 
@@ -105,7 +118,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--paths", default="service,sql")
+    parser.add_argument("--paths", default="http,service")
     parser.add_argument("--scenarios", default="transfer,hot")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     args = parser.parse_args()
@@ -117,9 +130,14 @@ def main() -> None:
     started = time.perf_counter()
     reference = create_database("hue_bench_ref")
     app = create_database("hue_bench_app")
+    server = None
+    people = Path(tempfile.mkdtemp(prefix="hue_bench_")) / "people.json"
     try:
         load_reference_schema(reference)
         seed_app_database(app)
+        if "http" in paths:
+            seed_http(sqlalchemy_url(app), REDIS_URL, people)
+            server = start_server(sqlalchemy_url(app), REDIS_URL, HTTP_PORT)
         print(f"databases ready in {time.perf_counter() - started:.0f} s ({WALLETS} wallets)", flush=True)
         cells: dict[tuple[str, str, int], Cell] = {}
         for run in range(args.runs):
@@ -127,7 +145,10 @@ def main() -> None:
                 for scenario in scenarios:
                     base = pgbench(reference, BASELINE[scenario], n, args.seconds)
                     for path in paths:
-                        result = app_load(app, path, scenario, n, args.seconds)
+                        if path == "http":
+                            result = run_load(HTTP_PORT, people, scenario, n, args.seconds)
+                        else:
+                            result = app_load(app, path, scenario, n, args.seconds)
                         cell = cells.setdefault((scenario, path, n), Cell())
                         cell.rate.append(result["rate"])
                         cell.p50.append(result["p50_ms"])
@@ -141,13 +162,20 @@ def main() -> None:
                             f"{BASELINE[scenario]} {base.tps:7.0f} tps | ratio {ratio:.2f}",
                             flush=True,
                         )
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+            server = None
         ok, books = check_books(app)
     finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
         if not args.keep:
             drop_database(reference)
             drop_database(app)
     print()
-    print(f"Medians of {args.runs} run(s), {args.seconds} s each (app below HTTP: see --help)")
+    print(f"Medians of {args.runs} run(s), {args.seconds} s each (paths: see --help)")
     header = f"{'scenario':9s} {'path':8s} {'clients':>7s} {'app/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s}"
     header += f" {'cpu ms':>7s} {'baseline':>12s} {'tps':>7s} {'ratio':>6s}"
     print(header)

@@ -27,6 +27,7 @@ from app.core.settings import load_settings
 from app.wallet import ledger
 from app.wallet.ledger import Entry, credit, debit
 from app.wallet.models import LedgerAccount
+from bench.pg import HOT_WALLET_BALANCE
 
 _POST = (
     "SELECT status, account_id, available, posted_at "
@@ -57,7 +58,11 @@ async def run(
     )
     async with db.read() as session:
         wallets = list(
-            await session.scalars(select(LedgerAccount.id).where(LedgerAccount.type == "citizen_wallet"))
+            await session.scalars(
+                select(LedgerAccount.id).where(
+                    LedgerAccount.type == "citizen_wallet", LedgerAccount.balance >= HOT_WALLET_BALANCE
+                )
+            )
         )
         shop = await session.scalar(select(LedgerAccount.id).where(LedgerAccount.type == "merchant_payable"))
     assert shop is not None

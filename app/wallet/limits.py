@@ -216,15 +216,12 @@ async def remaining_for(
     cap = table.get((level, MONTHLY_CAP), _NONE)
     day_b, month_b, _all_b, cap_b = _buckets(utcnow(), category, limit_exempt)
     wanted = [day_b, month_b] + ([cap_b] if cap_b else [])
-    used = dict(
-        (
-            await session.execute(
-                select(WalletUsage.bucket, WalletUsage.amount).where(
-                    WalletUsage.user_id == user_id, WalletUsage.bucket.in_(wanted)
-                )
-            )
-        ).tuples()
+    rows = await session.execute(
+        select(WalletUsage.bucket, WalletUsage.amount).where(
+            WalletUsage.user_id == user_id, WalletUsage.bucket.in_(wanted)
+        )
     )
+    used = {bucket: int(total) for bucket, total in rows}
 
     def left(limit: int | None, bucket: str | None) -> int | None:
         if limit is None or bucket is None:

@@ -29,24 +29,51 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.identity.service import identity_level, verify_payment_pin
+from app.core.db import new_id
+from app.core.errors import AppError
+from app.identity.inbox import post_notification
+from app.identity.service import (
+    ClosureRefusal,
+    find_user_id_by_phone,
+    get_user_brief,
+    identity_level,
+    register_closure_check,
+    verify_payment_pin,
+)
 from app.wallet import ledger, limits
-from app.wallet.errors import IDENTITY_LEVEL_REQUIRED, WALLET_NOT_FOUND, LedgerError
-from app.wallet.ledger import AccountType, Entry, Posted, credit, debit
-from app.wallet.models import LedgerAccount
+from app.wallet.errors import (
+    IDENTITY_LEVEL_REQUIRED,
+    RECIPIENT_NOT_FOUND,
+    SELF_TRANSFER,
+    WALLET_NOT_FOUND,
+    LedgerError,
+)
+from app.wallet.ledger import AccountType, Balance, Entry, Posted, credit, debit
+from app.wallet.limits import VN
+from app.wallet.models import LedgerAccount, LedgerEntry, LedgerPosting
 
 __all__ = [
     "REQUIRED_LEVEL",
+    "StatementLine",
+    "TransferDone",
+    "find_transfer",
+    "mask_name",
+    "month_statement",
     "open_wallet",
     "pay_from_wallet",
     "refund_to_wallet",
     "require_level",
+    "statement",
+    "transfer",
     "wallet_account_id",
+    "wallet_balance",
 ]
 
 REQUIRED_LEVEL = 2
@@ -175,3 +202,243 @@ async def refund_to_wallet(
         metadata=dict(metadata),
     )
     return await ledger.post(session, entry)
+
+
+# --- the citizen's own wallet ----------------------------------------------------------------------------
+
+
+async def wallet_balance(session: AsyncSession, user_id: uuid.UUID) -> Balance:
+    """The balance of ``user_id``'s wallet (``wallet_not_found`` if it is not open)."""
+    return await ledger.balance(session, await wallet_account_id(session, user_id, create=False))
+
+
+def mask_name(full_name: str) -> str:
+    """ "Nguyễn Văn An" -> "N***** V** A*": enough for the sender to recognise, not to harvest."""
+    return " ".join(w[0] + "*" * (len(w) - 1) for w in full_name.split() if w)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferDone:
+    id: uuid.UUID
+    amount: int
+    recipient_name: str
+    message: str
+    created_at: datetime
+    available_after: int
+
+
+async def transfer(
+    session: AsyncSession,
+    *,
+    payer_id: uuid.UUID,
+    session_id: uuid.UUID,
+    phone: str,
+    amount: int,
+    pin: str,
+    message: str,
+) -> TransferDone:
+    """Send ``amount`` đồng to the wallet of the customer with ``phone``; notify them in their inbox.
+
+    The recipient must be active and have an open wallet (``recipient_not_found`` otherwise, the same
+    answer for both so wallets cannot be enumerated). Everything (posting, limits usage, notification) is in
+    the caller's transaction.
+    """
+    recipient = await find_user_id_by_phone(session, phone)
+    if recipient == payer_id:
+        raise SELF_TRANSFER("Không thể chuyển tiền cho chính mình.", "You cannot send money to yourself.")
+    not_found = RECIPIENT_NOT_FOUND(
+        "Số điện thoại này chưa có ví đang hoạt động.", "No active wallet for this phone number."
+    )
+    if recipient is None:
+        raise not_found
+    try:
+        to_wallet = await wallet_account_id(session, recipient, create=False)
+    except AppError as exc:
+        raise not_found from exc
+    reference = str(new_id())
+    posted = await pay_from_wallet(
+        session,
+        payer_id=payer_id,
+        session_id=session_id,
+        pin=pin,
+        category="transfer",
+        limit_exempt=False,
+        credits=[(to_wallet, amount)],
+        kind="transfer",
+        reference=reference,
+        description=message or "Chuyển tiền",
+        metadata={"message": message, "to_user_id": str(recipient)},
+    )
+    payer = await get_user_brief(session, payer_id)
+    receiver = await get_user_brief(session, recipient)
+    payer_name = (payer.full_name or "") if payer is not None else ""
+    money = f"{amount:,}".replace(",", ".")
+    await post_notification(
+        session,
+        recipient,
+        "wallet.transfer_received",
+        "Bạn vừa nhận tiền",
+        f"{payer_name} đã chuyển {money} đồng vào ví của bạn." + (f" Lời nhắn: {message}" if message else ""),
+        title_en="Money received",
+        body_en=f"{payer_name} sent {amount:,} VND to your wallet."
+        + (f" Message: {message}" if message else ""),
+        data={"transfer_id": str(posted.entry_id)},
+    )
+    return TransferDone(
+        id=posted.entry_id,
+        amount=amount,
+        recipient_name=mask_name((receiver.full_name or "") if receiver is not None else ""),
+        message=message,
+        created_at=posted.created_at,
+        available_after=posted.debited_available or 0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    posting_id: int
+    entry_id: uuid.UUID
+    kind: str
+    amount: int
+    """Signed: positive money in, negative money out."""
+    balance_after: int
+    description: str
+    reference: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+def _local_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=VN)
+
+
+async def statement(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    limit: int,
+    before: int | None = None,
+    kind: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    oldest_first: bool = False,
+) -> list[StatementLine]:
+    """Lines of ``user_id``'s wallet, newest first (``before``: a posting id, the cursor), each with the
+    running balance after it. ``date_from``/``date_to`` are Asia/Ho_Chi_Minh days, both included."""
+    wallet = await wallet_account_id(session, user_id, create=False)
+    conditions = [LedgerPosting.account_id == wallet]
+    if before is not None:
+        conditions.append(LedgerPosting.id > before if oldest_first else LedgerPosting.id < before)
+    if kind is not None:
+        conditions.append(LedgerEntry.kind == kind)
+    if date_from is not None:
+        conditions.append(LedgerPosting.created_at >= _local_start(date_from))
+    if date_to is not None:
+        conditions.append(LedgerPosting.created_at < _local_start(date_to + timedelta(days=1)))
+    order = LedgerPosting.id.asc() if oldest_first else LedgerPosting.id.desc()
+    rows = await session.execute(
+        select(
+            LedgerPosting.id,
+            LedgerPosting.entry_id,
+            LedgerEntry.kind,
+            LedgerPosting.amount,
+            LedgerPosting.balance_after,
+            LedgerEntry.description,
+            LedgerEntry.reference,
+            LedgerEntry.details,
+            LedgerPosting.created_at,
+        )
+        .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+        .where(and_(*conditions))
+        .order_by(order)
+        .limit(limit)
+    )
+    return [
+        StatementLine(r[0], r[1], r[2], int(r[3]), int(r[4] or 0), r[5], r[6], dict(r[7] or {}), r[8])
+        for r in rows
+    ]
+
+
+async def month_statement(
+    session: AsyncSession, user_id: uuid.UUID, year: int, month: int
+) -> tuple[int, list[StatementLine]]:
+    """Opening balance and every line of one Asia/Ho_Chi_Minh month, oldest first (for the CSV export)."""
+    first = date(year, month, 1)
+    last = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
+    lines: list[StatementLine] = []
+    after: int | None = None
+    while True:
+        page = await statement(
+            session, user_id, limit=1000, before=after, date_from=first, date_to=last, oldest_first=True
+        )
+        lines.extend(page)
+        if len(page) < 1000:
+            break
+        after = page[-1].posting_id
+    opening = (
+        lines[0].balance_after - lines[0].amount if lines else await _balance_before(session, user_id, first)
+    )
+    return opening, lines
+
+
+async def _balance_before(session: AsyncSession, user_id: uuid.UUID, day: date) -> int:
+    wallet = await wallet_account_id(session, user_id, create=False)
+    found = await session.scalar(
+        select(LedgerPosting.balance_after)
+        .where(LedgerPosting.account_id == wallet, LedgerPosting.created_at < _local_start(day))
+        .order_by(LedgerPosting.id.desc())
+        .limit(1)
+    )
+    return int(found or 0)
+
+
+async def find_transfer(
+    session: AsyncSession, user_id: uuid.UUID, transfer_id: uuid.UUID
+) -> StatementLine | None:
+    """The line of transfer ``transfer_id`` on ``user_id``'s wallet (sent or received), or ``None``
+    (also when it is someone else's)."""
+    try:
+        wallet = await wallet_account_id(session, user_id, create=False)
+    except AppError:
+        return None
+    row = (
+        await session.execute(
+            select(
+                LedgerPosting.id,
+                LedgerPosting.entry_id,
+                LedgerEntry.kind,
+                LedgerPosting.amount,
+                LedgerPosting.balance_after,
+                LedgerEntry.description,
+                LedgerEntry.reference,
+                LedgerEntry.details,
+                LedgerPosting.created_at,
+            )
+            .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+            .where(
+                LedgerPosting.entry_id == transfer_id,
+                LedgerPosting.account_id == wallet,
+                LedgerEntry.kind == "transfer",
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    r = row
+    return StatementLine(r[0], r[1], r[2], int(r[3]), int(r[4] or 0), r[5], r[6], dict(r[7] or {}), r[8])
+
+
+@register_closure_check
+async def _wallet_must_be_empty(session: AsyncSession, user_id: uuid.UUID) -> ClosureRefusal | None:
+    """An account whose wallet still holds money (or pending amounts) cannot be closed."""
+    try:
+        found = await wallet_balance(session, user_id)
+    except AppError:
+        return None
+    if found.balance == 0 and found.held == 0:
+        return None
+    return ClosureRefusal(
+        "wallet_balance_not_zero",
+        "Ví của bạn vẫn còn tiền. Hãy rút hết số dư trước khi đóng tài khoản.",
+        "Your wallet still holds money. Withdraw the balance before closing the account.",
+    )

@@ -58,9 +58,11 @@ async def test_pay_posts_one_entry_split_over_two_accounts(client: Any) -> None:
     wallet = await fund(client, payer.user_id, 1_000_000)
     a, b = await _payable(client), await _payable(client)
     posted = await _pay(client, payer, [(a, 30_000), (b, 60_000)])
-    assert posted.debited_account_id == wallet and posted.debited_available == 910_000
+    assert posted.debited_account_id == wallet
+    assert posted.debited_available == 910_000
     assert await balance_of(client, wallet) == 910_000
-    assert await balance_of(client, a) == 30_000 and await balance_of(client, b) == 60_000
+    assert await balance_of(client, a) == 30_000
+    assert await balance_of(client, b) == 60_000
 
 
 async def test_refusals_write_nothing(client: Any) -> None:
@@ -97,3 +99,21 @@ async def test_refund_credits_the_wallet_and_may_take_a_payable_negative(client:
     wallet = await fund(client, user.user_id, 0)
     assert await balance_of(client, wallet) == 25_000
     assert await balance_of(client, biller) == -25_000
+
+
+async def test_a_wallet_holding_money_refuses_account_closure(client: Any) -> None:
+    from app.identity.data_rights import closure_checks
+
+    db: Database = client.app.state.db
+    rich, empty, none = await make_user(client), await make_user(client), await make_user(client)
+    await fund(client, rich.user_id, 1_000)
+    await fund(client, empty.user_id, 0)
+
+    async def refusals(user_id: uuid.UUID) -> list[str]:
+        async with db.read() as session:
+            found = [await check(session, user_id) for check in closure_checks()]
+        return [r.code for r in found if r is not None]
+
+    assert "wallet_balance_not_zero" in await in_app(client, lambda: refusals(rich.user_id))
+    assert "wallet_balance_not_zero" not in await in_app(client, lambda: refusals(empty.user_id))
+    assert "wallet_balance_not_zero" not in await in_app(client, lambda: refusals(none.user_id))
