@@ -145,7 +145,9 @@ async def test_must_show_flow(client: Any, procedure: str) -> None:
     assert [d["id"] for d in queue.json()["items"]] == [dossier_id]
 
     # An officer cannot skip intake.
-    skipped = await client.post(f"/api/v1/officer/dossiers/{dossier_id}/process", json={}, headers=commune.headers)
+    skipped = await client.post(
+        f"/api/v1/officer/dossiers/{dossier_id}/process", json={}, headers=commune.headers
+    )
     assert_problem(skipped, 409, "illegal_transition")
 
     accepted = await client.post(
@@ -175,7 +177,9 @@ async def test_must_show_flow(client: Any, procedure: str) -> None:
     assert paid["fee_paid_at"] is not None
 
     transferred = await client.post(
-        f"/api/v1/officer/dossiers/{dossier_id}/transfer", json={"note": "Chuyển tỉnh"}, headers=commune.headers
+        f"/api/v1/officer/dossiers/{dossier_id}/transfer",
+        json={"note": "Chuyển tỉnh"},
+        headers=commune.headers,
     )
     assert transferred.status_code == 200, transferred.text
     assert transferred.json()["status"] == "processing"
@@ -285,7 +289,9 @@ async def test_withdraw_after_payment_owes_refund_and_exempt_case_starts_clock(
     citizen = await make_user(client)
     commune = await make_user(client, roles=("officer",), agency_id="PHU-XUAN")
     paid = await _submitted(client, citizen.headers)
-    accepted = await client.post(f"/api/v1/officer/dossiers/{paid['id']}/accept", json={}, headers=commune.headers)
+    accepted = await client.post(
+        f"/api/v1/officer/dossiers/{paid['id']}/accept", json={}, headers=commune.headers
+    )
     await _pay(client, accepted.json()["fee_bill_id"], citizen.user_id, utcnow())
     withdrawn = await client.post(
         f"/api/v1/me/dossiers/{paid['id']}/withdraw", json={"note": "Không cần nữa"}, headers=citizen.headers
@@ -298,8 +304,10 @@ async def test_withdraw_after_payment_owes_refund_and_exempt_case_starts_clock(
     assert_problem(again, 409, "illegal_transition")
 
     exempt = await _submitted(client, citizen.headers, fee_case="exempt_groups")
-    assert exempt["code"].endswith("-0003")  # the counter is per agency per day
-    started = await client.post(f"/api/v1/officer/dossiers/{exempt['id']}/accept", json={}, headers=commune.headers)
+    assert exempt["code"] == paid["code"][:-4] + "0002"  # the counter is per agency per day
+    started = await client.post(
+        f"/api/v1/officer/dossiers/{exempt['id']}/accept", json={}, headers=commune.headers
+    )
     assert started.json()["status"] == "new"
     assert started.json()["fee_bill_id"] is None
     assert started.json()["due_at"] is not None
@@ -359,14 +367,18 @@ async def test_citizen_cannot_see_anothers_dossier_or_documents(client: Any, pro
     for path in (f"/api/v1/me/dossiers/{dossier['id']}", f"/api/v1/me/documents/{doc_id}/content"):
         assert_problem(await client.get(path, headers=binh.headers), 404, "not_found")
     for action in ("submit", "withdraw", "resubmit"):
-        response = await client.post(f"/api/v1/me/dossiers/{draft['id']}/{action}", json={}, headers=binh.headers)
+        response = await client.post(
+            f"/api/v1/me/dossiers/{draft['id']}/{action}", json={}, headers=binh.headers
+        )
         assert_problem(response, 404, "not_found")
     upload = await client.post(
         f"/api/v1/me/dossiers/{draft['id']}/documents", files=_file("a.pdf", PDF), headers=binh.headers
     )
     assert_problem(upload, 404, "not_found")
     # Bình cannot attach Alice's document to his own dossier either.
-    own = (await client.post("/api/v1/me/dossiers", json={"procedure_code": PROCEDURE}, headers=binh.headers)).json()
+    own = (
+        await client.post("/api/v1/me/dossiers", json={"procedure_code": PROCEDURE}, headers=binh.headers)
+    ).json()
     reuse = await client.post(
         f"/api/v1/me/dossiers/{own['id']}/documents/reuse", json={"document_id": doc_id}, headers=binh.headers
     )
@@ -379,7 +391,9 @@ async def test_citizen_cannot_see_anothers_dossier_or_documents(client: Any, pro
 async def test_uploads_checked_by_content_size_and_reused(client: Any, procedure: str) -> None:
     citizen = await make_user(client)
     headers = citizen.headers
-    fake = await client.post("/api/v1/me/documents", files=_file("cv.pdf", b"MZ\x90\x00 not a pdf"), headers=headers)
+    fake = await client.post(
+        "/api/v1/me/documents", files=_file("cv.pdf", b"MZ\x90\x00 not a pdf"), headers=headers
+    )
     assert_problem(fake, 415, "unsupported_document_type")
     big = await client.post(
         "/api/v1/me/documents", files=_file("big.pdf", PDF + b"0" * MAX_UPLOAD), headers=headers
@@ -392,7 +406,9 @@ async def test_uploads_checked_by_content_size_and_reused(client: Any, procedure
     assert jpeg.status_code == 201, jpeg.text
     assert jpeg.json()["media_type"] == "image/jpeg"  # by content, not by name or claimed type
     assert jpeg.json()["sha256"] == hashlib.sha256(JPEG).hexdigest()
-    again = await client.post("/api/v1/me/documents", files=_file("copy.jpg", JPEG, "image/jpeg"), headers=headers)
+    again = await client.post(
+        "/api/v1/me/documents", files=_file("copy.jpg", JPEG, "image/jpeg"), headers=headers
+    )
     assert again.json()["id"] == jpeg.json()["id"]
     exact = await client.post(
         "/api/v1/me/documents", files=_file("edge.pdf", PDF + b"0" * (MAX_UPLOAD - len(PDF))), headers=headers
@@ -400,7 +416,9 @@ async def test_uploads_checked_by_content_size_and_reused(client: Any, procedure
     assert exact.status_code == 201, exact.text
 
     # Reuse a stored document in a dossier; a dossier without its required document cannot be submitted.
-    created = (await client.post("/api/v1/me/dossiers", json={"procedure_code": PROCEDURE}, headers=headers)).json()
+    created = (
+        await client.post("/api/v1/me/dossiers", json={"procedure_code": PROCEDURE}, headers=headers)
+    ).json()
     assert created["fee_case"] == "case_1"
     incomplete = await client.post(f"/api/v1/me/dossiers/{created['id']}/submit", headers=headers)
     assert_problem(incomplete, 409, "dossier_incomplete")
@@ -410,7 +428,9 @@ async def test_uploads_checked_by_content_size_and_reused(client: Any, procedure
         headers=headers,
     )
     assert reused.status_code == 200, reused.text
-    assert (await client.post(f"/api/v1/me/dossiers/{created['id']}/submit", headers=headers)).status_code == 200
+    assert (
+        await client.post(f"/api/v1/me/dossiers/{created['id']}/submit", headers=headers)
+    ).status_code == 200
     locked = await client.post(
         f"/api/v1/me/dossiers/{created['id']}/documents/reuse",
         json={"document_id": exact.json()["id"]},
