@@ -45,6 +45,7 @@ from app.services.errors import (
     ILLEGAL_TRANSITION,
     NO_NEXT_AGENCY,
     PROCEDURE_NOT_FOUND,
+    UNKNOWN_AGENCY,
     UNKNOWN_FEE_CASE,
     UNSUPPORTED_DOCUMENT_TYPE,
 )
@@ -150,14 +151,16 @@ class MyDossiersController(Controller):
         operation_id="createDossier",
         summary="Start a dossier",
         status_code=201,
-        opt={"errors": [PROCEDURE_NOT_FOUND, UNKNOWN_FEE_CASE]},
+        opt={"errors": [PROCEDURE_NOT_FOUND, UNKNOWN_FEE_CASE, UNKNOWN_AGENCY]},
     )
     async def create(
         self, db: NamedDependency[Database], caller: NamedDependency[Caller], data: JSONBody[DossierCreate]
     ) -> DossierOut:
         """A draft dossier for a procedure, with the fee case that applies (the default case if none is
         given). Attach the documents, then submit."""
-        return await dossiers.create_dossier(db, caller, data.procedure_code, data.fee_case, data.note)
+        return await dossiers.create_dossier(
+            db, caller, data.procedure_code, data.fee_case, data.note, receiving_agency=data.receiving_agency
+        )
 
     @get("/", operation_id="listMyDossiers", summary="My dossiers", opt={"errors": [VALIDATION_FAILED]})
     async def list_mine(

@@ -42,6 +42,17 @@ class DossierCreate(Struct, kw_only=True, forbid_unknown_fields=True):
         ]
         | None
     ) = None
+    receiving_agency: (
+        Annotated[
+            str,
+            Meta(
+                max_length=40,
+                description="Submit to this desk instead of the chain's first agency; it must be an agency "
+                "of the same level (a province's centres accept dossiers from anywhere in the province).",
+            ),
+        ]
+        | None
+    ) = None
     note: Note | None = None
 
 

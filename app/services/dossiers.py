@@ -61,6 +61,7 @@ from app.services.errors import (
     FEE_NOT_CONFIGURED,
     ILLEGAL_TRANSITION,
     NO_NEXT_AGENCY,
+    UNKNOWN_AGENCY,
     UNKNOWN_FEE_CASE,
 )
 from app.services.models import Agency
@@ -392,12 +393,29 @@ def _case_amount(case: FeeCase | None) -> int | None:
 
 
 async def create_dossier(
-    db: Database, caller: Caller, procedure_code: str, fee_case: str | None, note: str | None
+    db: Database,
+    caller: Caller,
+    procedure_code: str,
+    fee_case: str | None,
+    note: str | None,
+    *,
+    receiving_agency: str | None = None,
 ) -> DossierOut:
+    """A draft dossier following the procedure's agency chain (its first desk may be swapped for another
+    active agency of the same level)."""
     async with db.transaction() as session:
         procedure = await get_procedure(session, procedure_code)
         case = _pick_case(procedure.fee_schedule.cases, fee_case)
         chain = [a.code for a in procedure.agency_chain]
+        if receiving_agency is not None and receiving_agency != chain[0]:
+            desk = await session.get(Agency, receiving_agency)
+            if desk is None or not desk.active or desk.level != procedure.agency_chain[0].level:
+                raise UNKNOWN_AGENCY(
+                    f"Cơ quan {receiving_agency} không tiếp nhận hồ sơ của thủ tục này",
+                    f"Agency {receiving_agency} does not receive dossiers of this procedure",
+                    agency=receiving_agency,
+                )
+            chain = [receiving_agency, *chain[1:]]
         dossier = Dossier(
             procedure_code=procedure.code,
             applicant_id=caller.user_id,

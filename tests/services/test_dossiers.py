@@ -110,7 +110,8 @@ async def _pay(client: Any, bill_id: str, payer: uuid.UUID, paid_at: datetime) -
         db: Database = client.app.state.db
         async with db.transaction() as session:
             bill = await session.get(Bill, uuid.UUID(bill_id))
-            assert bill is not None and bill.status == "unpaid"
+            assert bill is not None
+            assert bill.status == "unpaid"
             await session.execute(
                 update(Bill).where(Bill.id == bill.id).values(status="paid", paid_at=paid_at)
             )
@@ -157,7 +158,8 @@ async def test_must_show_flow(client: Any, procedure: str) -> None:
     body = accepted.json()
     assert body["status"] == "paying"
     assert body["fee_amount"] == 50_000  # the optional copy line is not billed
-    assert body["received_at"] is None and body["due_at"] is None  # the clock has not started
+    assert body["received_at"] is None  # the clock has not started
+    assert body["due_at"] is None
     bill = await client.get(f"/api/v1/me/bills/{body['fee_bill_id']}", headers=citizen.headers)
     assert bill.status_code == 200, bill.text
     assert bill.json()["amount"] == 50_000
@@ -344,7 +346,8 @@ async def test_officer_of_another_agency_sees_and_does_nothing(client: Any, proc
     assert_problem(approve, 404, "not_found")
     for which in ("all", "receiving", "new", "due_soon", "overdue", "waiting"):
         page = await client.get(f"/api/v1/officer/dossiers?filter={which}", headers=other.headers)
-        assert page.status_code == 200 and page.json()["items"] == [], (which, page.text)
+        assert page.status_code == 200, page.text
+        assert page.json()["items"] == [], which
 
     # Still untouched, and a citizen has no officer routes at all.
     mine = await client.get(f"/api/v1/me/dossiers/{dossier_id}", headers=citizen.headers)
@@ -438,4 +441,5 @@ async def test_uploads_checked_by_content_size_and_reused(client: Any, procedure
     )
     assert_problem(locked, 409, "dossier_locked")
     content = await client.get(f"/api/v1/me/documents/{jpeg.json()['id']}/content", headers=headers)
-    assert content.content == JPEG and content.headers["content-type"].startswith("image/jpeg")
+    assert content.content == JPEG
+    assert content.headers["content-type"].startswith("image/jpeg")
