@@ -6,6 +6,7 @@ payment route does (the payment route lives on another branch).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -443,3 +444,67 @@ async def test_uploads_checked_by_content_size_and_reused(client: Any, procedure
     content = await client.get(f"/api/v1/me/documents/{jpeg.json()['id']}/content", headers=headers)
     assert content.content == JPEG
     assert content.headers["content-type"].startswith("image/jpeg")
+
+
+async def test_fee_after_processing_releases_on_payment_and_stop_after_payment_owes_refund(
+    client: Any, procedure: str
+) -> None:
+    citizen = await make_user(client)
+    commune = await make_user(client, roles=("officer",), agency_id="PHU-XUAN")
+    # Exempt at intake, but the commune sets a fee collected after processing (e.g. a copy fee).
+    dossier = await _submitted(client, citizen.headers, fee_case="exempt_groups")
+    base = f"/api/v1/officer/dossiers/{dossier['id']}"
+    assert (await client.post(f"{base}/accept", json={}, headers=commune.headers)).json()["status"] == "new"
+    early_fee = await client.post(f"{base}/fee", json={"amount": 8000}, headers=commune.headers)
+    assert_problem(early_fee, 409, "dossier_locked")
+    assert (await client.post(f"{base}/process", json={}, headers=commune.headers)).status_code == 200
+    fee = await client.post(f"{base}/fee", json={"amount": 8000, "note": "Bản sao"}, headers=commune.headers)
+    assert fee.status_code == 200, fee.text
+    approved = await client.post(
+        f"{base}/approve", files=_file("kq.pdf", PDF + b"kq"), headers=commune.headers
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "paying"
+    assert approved.json()["fee_amount"] == 8000
+    await _pay(client, approved.json()["fee_bill_id"], citizen.user_id, utcnow())
+    released = (await client.get(f"/api/v1/me/dossiers/{dossier['id']}", headers=citizen.headers)).json()
+    assert released["status"] == "releasing"
+    assert [e["action"] for e in released["timeline"]][-3:] == ["set_fee", "approve_fee_after", "fee_paid"]
+
+    # Paid first, then stopped: the fee is owed back.
+    stopped = await _submitted(client, citizen.headers)
+    base = f"/api/v1/officer/dossiers/{stopped['id']}"
+    accepted = await client.post(f"{base}/accept", json={}, headers=commune.headers)
+    await _pay(client, accepted.json()["fee_bill_id"], citizen.user_id, utcnow())
+    await client.post(f"{base}/process", json={}, headers=commune.headers)
+    result = await client.post(f"{base}/stop", json={"reason": "Không đủ điều kiện"}, headers=commune.headers)
+    assert result.status_code == 200, result.text
+    assert result.json()["status"] == "unresolved"
+    assert result.json()["refund_state"] == "owed"
+    assert result.json()["reason"] == "Không đủ điều kiện"
+
+
+async def test_dossier_codes_are_unique_under_concurrent_submissions(
+    db: Database, backend_env: Backend
+) -> None:
+    """Eight transactions claim a number for the same agency and day at once (on PostgreSQL they all hold an
+    open transaction at the barrier before claiming; SQLite serialises writers at BEGIN IMMEDIATE)."""
+    from app.services.dossiers import _next_code
+
+    count = 8
+    barrier = asyncio.Barrier(count)
+    at = datetime(2026, 9, 3, 10, 0, tzinfo=HUE)
+
+    async def claim() -> str:
+        if not backend_env.is_postgres:
+            await barrier.wait()
+        async with db.transaction() as session:
+            if backend_env.is_postgres:
+                await session.execute(select(1))
+                await barrier.wait()
+            code = await _next_code(session, "PHU-XUAN", at)
+            await asyncio.sleep(0.01)
+            return code
+
+    codes = await asyncio.gather(*(claim() for _ in range(count)))
+    assert sorted(codes) == [f"PHU-XUAN-260903-{n:04d}" for n in range(1, count + 1)]
