@@ -164,9 +164,9 @@ async def _mine(
     return dossier
 
 
-async def _held(session: AsyncSession, caller: Caller, dossier_id: uuid.UUID) -> Dossier:
+async def _held(session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, *, lock: bool = True) -> Dossier:
     """A dossier the caller, an officer, may act on: held by the caller's agency now."""
-    dossier = await _load(session, dossier_id, lock=True)
+    dossier = await _load(session, dossier_id, lock=lock)
     if (
         not (
             caller.has_role("officer")
@@ -687,9 +687,9 @@ async def accept(
     """Intake accepted: → ``paying`` with a fee bill when the fee is collected first, else → ``new``
     (the clock starts now)."""
     async with db.read() as session:
-        peek = await _load(session, dossier_id)
-        agency = peek.agency_code
-    biller = await ensure_fee_biller(db, agency, production=settings.is_production)
+        peek = await _held(session, caller, dossier_id, lock=False)
+        agency, fee_first = peek.agency_code, peek.fee_collection == "first"
+    biller = await ensure_fee_biller(db, agency, production=settings.is_production) if fee_first else ""
     async with db.transaction() as session:
         dossier = await _held(session, caller, dossier_id)
         procedure = await get_procedure(session, dossier.procedure_code)
@@ -875,7 +875,7 @@ async def approve(
 ) -> DossierOut:
     """Processed, with its result document: → ``releasing``, or → ``paying`` when a fee is collected after."""
     async with db.read() as session:
-        peek = await _held(session, caller, dossier_id)
+        peek = await _held(session, caller, dossier_id, lock=False)
         check_transition(peek.status, S.RELEASING, "officer")
         applicant, agency = peek.applicant_id, peek.agency_code
         fee_after = peek.fee_collection == "after" and bool(peek.fee_amount)
