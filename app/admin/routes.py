@@ -5,16 +5,19 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.schemas import DeadLetterPage, OutboxMessageDetail, OutboxMessageSummary
+from app.core.audit import client_address, record
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
 from app.core.errors import VALIDATION_FAILED, FieldError
+from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, idempotent_response, scope_of
 from app.core.outbox import (
     OUTBOX_MESSAGE_NOT_FOUND,
     get_message,
@@ -99,17 +102,41 @@ class OutboxAdminController(Controller):
         operation_id="retryOutboxMessage",
         summary="Retry a dead letter",
         status_code=200,
-        opt={"errors": [OUTBOX_MESSAGE_NOT_FOUND]},
+        opt={"errors": [OUTBOX_MESSAGE_NOT_FOUND, *IDEMPOTENCY_ERRORS]},
     )
     async def retry(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], message_id: MessageId
-    ) -> OutboxMessageDetail:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        message_id: MessageId,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OutboxMessageDetail]:
         """Put a dead letter back in the queue for a new round of attempts, due now. Retrying a message
         that is not dead (already put back, or delivered since) changes nothing and answers its current
-        state, so repeating the request is harmless."""
-        async with db.transaction() as session:
+        state. Recorded in the audit trail."""
+
+        async def effect(session: AsyncSession) -> OutboxMessageDetail:
             message, deliveries = await retry_dead_letter(session, message_id, by=caller.user_id)
-        return OutboxMessageDetail.of(message, list(deliveries))
+            await record(
+                session,
+                actor=caller,
+                action="admin.outbox_retry",
+                object_type="outbox_message",
+                object_id=message_id,
+                client_address=client_address(request),
+            )
+            return OutboxMessageDetail.of(message, list(deliveries))
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=200,
+        )
 
 
 admin_routes = [OutboxAdminController]

@@ -30,6 +30,7 @@ from app.core.settings import KeyRing
 from app.identity.errors import PIN_INVALID, PIN_LOCKED, PIN_NOT_SET, PIN_WEAK
 from app.identity.models import PaymentPin
 from app.identity.runtime import IdentityRuntime, runtime_of
+from app.identity.security_events import record_security_event_later
 
 __all__ = ["PinStatus", "check_pin_format", "pin_status", "set_pin", "verify_payment_pin"]
 
@@ -93,12 +94,12 @@ def _locked(until: datetime, retry_after: int) -> Exception:
     return error
 
 
-async def _lock(runtime: IdentityRuntime, user_id: uuid.UUID) -> Exception:
+async def _lock(runtime: IdentityRuntime, session: AsyncSession, user_id: uuid.UUID) -> Exception:
     # The count of tries is not reset here: it expires before the lock does (its window started at the
     # first wrong try), and resetting it would let a guess already past the lock check compare again.
     hit = await runtime.money_hit(_lock_key(user_id), runtime.policy.pin_lock_seconds)
     if hit.count == 1:
-        log.info("security_event", action="pin_locked", user_id=str(user_id))
+        record_security_event_later(session, "pin_locked", user_id=user_id)
     return _locked(utcnow() + timedelta(seconds=hit.retry_after), hit.retry_after)
 
 
@@ -116,7 +117,7 @@ async def verify_payment_pin(session: AsyncSession, user_id: uuid.UUID, pin: str
         raise _locked(utcnow() + timedelta(seconds=lock.retry_after), lock.retry_after)
     attempt = await runtime.money_hit(_fail_key(user_id), policy.pin_lock_seconds)
     if attempt.count > policy.pin_max_attempts:
-        raise await _lock(runtime, user_id)
+        raise await _lock(runtime, session, user_id)
     given = _digest(ring, row.key_id, row.salt, user_id, pin) if _SIX_DIGITS.match(pin) else None
     if given is not None and hmac.compare_digest(given, row.pin_hash):
         await runtime.money_reset(_fail_key(user_id))
@@ -127,7 +128,7 @@ async def verify_payment_pin(session: AsyncSession, user_id: uuid.UUID, pin: str
         return
     left = policy.pin_max_attempts - attempt.count
     if left <= 0:
-        raise await _lock(runtime, user_id)
+        raise await _lock(runtime, session, user_id)
     raise PIN_INVALID(
         f"Mã PIN không đúng, còn {left} lần thử", f"Wrong PIN; {left} tries left", attempts_left=left
     )

@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.audit import AuditActor
 from app.core.crypto import blind_index, blind_indexes, seal, unseal
 from app.core.db import Database, utcnow
 from app.core.errors import FORBIDDEN, NOT_FOUND, VALIDATION_FAILED
@@ -70,6 +71,7 @@ from app.identity.passwords import check_strength, hash_password, verify_passwor
 from app.identity.phone import try_normalize_phone
 from app.identity.pin import pin_status, set_pin, verify_payment_pin
 from app.identity.runtime import runtime_of
+from app.identity.security_events import record_security_event, security_event_in
 from app.identity.tokens import DeviceInfo, TokenPair, open_session, revoke_sessions
 
 __all__ = [
@@ -180,6 +182,11 @@ async def device_is_new(session: AsyncSession, session_id: uuid.UUID) -> bool:
     return bool(utcnow() - first_seen < timedelta(seconds=window))
 
 
+def _staff(user_id: uuid.UUID | None) -> AuditActor:
+    """The member of staff who acted, or the platform itself (CLI, demo seeding, registration)."""
+    return AuditActor.user(user_id, "staff") if user_id else AuditActor.system("identity")
+
+
 async def grant_role(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -208,7 +215,13 @@ async def grant_role(
         )
     session.add(UserRole(user_id=user_id, role=role, scope=scope, granted_by=granted_by))
     await session.flush()
-    log.info("security_event", action="role_granted", user_id=str(user_id), role=role, scope=scope)
+    await security_event_in(
+        session,
+        "role_granted",
+        user_id=user_id,
+        actor=_staff(granted_by),
+        details={"role": role, "scope": scope},
+    )
 
 
 _STAFF = ("merchant_owner", "merchant_cashier")
@@ -226,7 +239,7 @@ async def revoke_role(
     removed = bool(result.rowcount)  # type: ignore[attr-defined]
     if removed:
         await revoke_sessions(session, user_id, reason="role_changed")
-        log.info("security_event", action="role_revoked", user_id=str(user_id), role=role)
+        await security_event_in(session, "role_revoked", user_id=user_id, details={"role": role})
     return removed
 
 
@@ -362,7 +375,9 @@ async def mark_verified(session: AsyncSession, user: User, method: str, by: uuid
     user.verification_method = method
     user.verified_by = by
     await session.flush()
-    log.info("security_event", action="identity_verified", user_id=str(user.id), method=method)
+    await security_event_in(
+        session, "identity_verified", user_id=user.id, actor=_staff(by), details={"method": method}
+    )
 
 
 # -------------------------------------------------------------------------------------------------- consent
@@ -450,7 +465,7 @@ async def register(
             session, phone=phone, password=password, consents=tuple(dict.fromkeys(consents))
         )
         pair = await open_session(session, user, device, "register")
-    log.info("security_event", action="registered", user_id=str(pair.user_id))
+    await record_security_event(db, "registered", user_id=pair.user_id)
     return pair
 
 
@@ -463,7 +478,7 @@ async def sign_in_with_password(db: Database, *, phone: str, password: str, devi
     subject = limits.phone_key(runtime, normalized or phone)
     attempt = await limits.count(runtime, f"signin:{subject}", policy.sign_in_window)
     if attempt.count > policy.sign_in_attempts_per_phone:
-        log.info("security_event", action="sign_in_locked")
+        await record_security_event(db, "sign_in_locked", user_id=None, outcome="denied")
         raise limits.too_many(SIGN_IN_LOCKED, attempt.retry_after)
     async with db.read() as session:
         user = (
@@ -476,7 +491,9 @@ async def sign_in_with_password(db: Database, *, phone: str, password: str, devi
     ok, upgraded = await verify_password(runtime.settings, user.password_hash if user else None, password)
     if not ok or user is None:
         left = max(0, policy.sign_in_attempts_per_phone - attempt.count)
-        log.info("security_event", action="sign_in_failed")
+        await record_security_event(
+            db, "sign_in_failed", user_id=user.id if user else None, outcome="failure"
+        )
         raise INVALID_CREDENTIALS(attempts_left=left)
     await limits.reset(runtime, f"signin:{subject}")
     if user.status == "locked":
@@ -486,7 +503,7 @@ async def sign_in_with_password(db: Database, *, phone: str, password: str, devi
         if upgraded:
             fresh.password_hash = upgraded
         pair = await open_session(session, fresh, device, "password")
-    log.info("security_event", action="signed_in", user_id=str(pair.user_id), method="password")
+    await record_security_event(db, "signed_in", user_id=pair.user_id, details={"method": "password"})
     return pair
 
 
@@ -503,7 +520,7 @@ async def sign_in_with_otp(
         if user.status == "locked":
             raise ACCOUNT_LOCKED()
         pair = await open_session(session, user, device, "otp")
-    log.info("security_event", action="signed_in", user_id=str(pair.user_id), method="otp")
+    await record_security_event(db, "signed_in", user_id=pair.user_id, details={"method": "otp"})
     return pair
 
 
@@ -518,7 +535,7 @@ async def change_pin(
     async with db.transaction() as session:
         await get_user(session, user_id)
         await set_pin(session, user_id, pin)
-    log.info("security_event", action="pin_changed", user_id=str(user_id))
+    await record_security_event(db, "pin_changed", user_id=user_id)
 
 
 async def change_password(
@@ -540,7 +557,7 @@ async def change_password(
         user = await get_user(session, user_id)
         user.password_hash = new_hash
         ended = await revoke_sessions(session, user_id, reason="password_changed", keep=keep_session)
-    log.info("security_event", action="password_changed", user_id=str(user_id))
+    await record_security_event(db, "password_changed", user_id=user_id)
     return len(ended)
 
 
@@ -641,11 +658,8 @@ async def set_account_lock(db: Database, user_id: uuid.UUID, *, locked: bool, by
         elif not locked and user.status == "locked":
             user.status, user.locked_at = "active", None
         await session.flush()
-    log.info(
-        "security_event",
-        action="account_locked" if locked else "account_unlocked",
-        user_id=str(user_id),
-        by=str(by),
+    await record_security_event(
+        db, "account_locked" if locked else "account_unlocked", user_id=user_id, actor=_staff(by)
     )
     return user
 
@@ -779,4 +793,4 @@ async def close_account(db: Database, user_id: uuid.UUID, *, challenge_id: uuid.
         user.address_line = user.address_commune = user.address_province = user.postal_code = None
         user.status, user.closed_at = "closed", utcnow()
         user.identity_level = 0
-    log.info("security_event", action="account_closed", user_id=str(user_id))
+    await record_security_event(db, "account_closed", user_id=user_id)

@@ -27,6 +27,7 @@ from app.core.security import Caller, issue_access_token
 from app.identity.errors import INVALID_REFRESH_TOKEN, REFRESH_TOKEN_REUSED
 from app.identity.models import AuthSession, Device, RefreshToken, User, UserRole
 from app.identity.runtime import IdentityRuntime, runtime_of
+from app.identity.security_events import record_security_event
 
 __all__ = [
     "DeviceInfo",
@@ -208,7 +209,9 @@ async def rotate_refresh_token(db: Database, token: str) -> TokenPair:
             device.last_seen_at = now
             pair = await _issue(session, runtime, user, auth, device)
     if reused is not None:
-        log.info("security_event", action="refresh_token_reused", user_id=str(reused_by), session=str(reused))
+        await record_security_event(
+            db, "refresh_token_reused", user_id=reused_by, outcome="denied", details={"session": str(reused)}
+        )
         runtime.sessions.forget(reused)
         runtime.sessions.put(reused, False, runtime.settings.access_token_ttl_seconds + 60)
         raise REFRESH_TOKEN_REUSED()

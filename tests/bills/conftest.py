@@ -24,6 +24,18 @@ SANDBOX_TODAY = date(2025, 6, 20)
 """The day the sandbox billers are asked on, so their bills are known in advance."""
 
 
+@pytest.fixture(autouse=True)
+def _tokens_without_identity_sessions(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bills tests sign callers in with tokens of their own making (any user id, any role), which name
+    sessions identity never opened; identity's session check (tested in tests/identity) is set aside here
+    so these tests speak only of bills. Signature, expiry, issuer and audience are still verified."""
+    if "app" in request.fixturenames:
+        request.getfixturevalue("app")  # the app registers identity's check when it is built
+    monkeypatch.setattr("app.core.security._session_checks", [])
+
+
 def headers_for(
     settings: Settings,
     user_id: uuid.UUID | None = None,

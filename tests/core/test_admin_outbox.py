@@ -130,13 +130,18 @@ async def test_retry_puts_a_dead_letter_back_and_repeating_it_is_harmless(
     support = await token(client, {"admin"}, {"support"})
     retry = f"/api/v1/admin/outbox/messages/{dead}/retry"
 
-    first = await client.post(retry, headers=support)
+    assert_problem(await client.post(retry, headers=support), 400, "idempotency_key_required")
+    first = await client.post(retry, headers={**support, "Idempotency-Key": "retry-1"})
     assert first.status_code == 200, first.text
     assert first.json()["status"] == "pending"
     assert first.json()["requeue_count"] == 1
     assert first.json()["dead_at"] is None
 
-    again = await client.post(retry, headers=support)
+    replayed = await client.post(retry, headers={**support, "Idempotency-Key": "retry-1"})
+    assert replayed.headers.get("idempotent-replayed") == "true"
+    assert replayed.json() == first.json()
+
+    again = await client.post(retry, headers={**support, "Idempotency-Key": "retry-2"})
     assert again.status_code == 200
     assert again.json()["status"] == "pending"
     assert again.json()["requeue_count"] == 1, "a second retry of a requeued message changes nothing"
@@ -152,7 +157,7 @@ async def test_retry_puts_a_dead_letter_back_and_repeating_it_is_harmless(
     assert shown["status"] == "delivered"
     assert [(d["attempt"], d["outcome"]) for d in shown["deliveries"]] == [(1, "failed"), (2, "delivered")]
 
-    late = await client.post(retry, headers=support)
+    late = await client.post(retry, headers={**support, "Idempotency-Key": "retry-3"})
     assert late.status_code == 200
     assert late.json()["status"] == "delivered", "retrying a delivered message does not send it again"
     assert await dispatcher_for(db, biller).dispatch_once() == 0
@@ -178,7 +183,9 @@ async def test_only_support_admins_may_see_or_retry_and_a_token_is_needed(
         assert_problem(await client.get(LIST, headers=headers), 403, "forbidden")
         shown = await client.get(f"/api/v1/admin/outbox/messages/{dead}", headers=headers)
         assert_problem(shown, 403, "forbidden")
-        refused = await client.post(f"/api/v1/admin/outbox/messages/{dead}/retry", headers=headers)
+        refused = await client.post(
+            f"/api/v1/admin/outbox/messages/{dead}/retry", headers={**headers, "Idempotency-Key": "k"}
+        )
         assert_problem(refused, 403, "forbidden")
     assert_problem(await client.get(LIST), 401, "unauthenticated")
     assert_problem(await client.post(f"/api/v1/admin/outbox/messages/{dead}/retry"), 401, "unauthenticated")
