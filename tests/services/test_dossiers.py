@@ -508,3 +508,54 @@ async def test_dossier_codes_are_unique_under_concurrent_submissions(
 
     codes = await asyncio.gather(*(claim() for _ in range(count)))
     assert sorted(codes) == [f"PHU-XUAN-260903-{n:04d}" for n in range(1, count + 1)]
+
+
+async def test_queue_filters_and_cursor_pages(client: Any, procedure: str) -> None:
+    citizen = await make_user(client)
+    commune = await make_user(client, roles=("officer",), agency_id="PHU-XUAN")
+    ids = []
+    for _ in range(3):
+        dossier = await _submitted(client, citizen.headers, fee_case="exempt_groups")
+        await client.post(
+            f"/api/v1/officer/dossiers/{dossier['id']}/accept", json={}, headers=commune.headers
+        )
+        ids.append(dossier["id"])
+    now = utcnow()
+    dues = {
+        ids[0]: now - timedelta(hours=1),
+        ids[1]: now + timedelta(minutes=5),
+        ids[2]: now + timedelta(days=30),
+    }
+
+    async def set_dues() -> None:
+        db: Database = client.app.state.db
+        async with db.transaction() as session:
+            for dossier_id, due in dues.items():
+                await session.execute(
+                    update(Dossier).where(Dossier.id == uuid.UUID(dossier_id)).values(due_at=due)
+                )
+
+    await in_app(client, set_dues)
+
+    async def listed(which: str) -> list[str]:
+        page = await client.get(f"/api/v1/officer/dossiers?filter={which}", headers=commune.headers)
+        assert page.status_code == 200, page.text
+        return [d["id"] for d in page.json()["items"]]
+
+    assert await listed("overdue") == [ids[0]]
+    assert await listed("due_soon") == [ids[1]]
+    assert await listed("new") == ids
+    assert await listed("receiving") == []
+
+    seen: list[str] = []
+    cursor = None
+    for _ in range(4):
+        query = "/api/v1/officer/dossiers?filter=all&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await client.get(query, headers=commune.headers)).json()
+        seen += [d["id"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids
+    bad = await client.get("/api/v1/officer/dossiers?cursor=@@", headers=commune.headers)
+    assert_problem(bad, 422, "validation_failed")
