@@ -15,8 +15,10 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.bills import confirmations as bill_confirmations
 from app.bills.connectors import load_biller_secrets
 from app.bills.gateway import BillerGateway
+from app.bills.payment_routes import payment_routes
 from app.bills.routes import bills_routes
 from app.core.db import Database
 from app.core.deps import core_dependencies
@@ -63,6 +65,7 @@ def _domain_routes() -> Sequence[Any]:
         *services_routes,
         *dossier_routes,
         *bills_routes,
+        *payment_routes,
         *admin_routes,
         AuditController,
     ]
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     stores = build_stores(settings, redis)
     limiter = RateLimiter.from_settings(settings, stores)
     identity_runtime.install(db, settings, stores=stores, limiter=limiter)
+    bill_confirmations.install(db, biller_gateway)
     register_session_check(session_is_active)
 
     @asynccontextmanager

@@ -5,13 +5,18 @@ from __future__ import annotations
 from app.core.errors import error_kind
 
 __all__ = [
+    "AMOUNT_NOT_ALLOWED",
     "BILLER_ERROR",
     "BILLER_NOT_FOUND",
     "BILLER_UNAVAILABLE",
+    "BILL_ALREADY_PAID",
     "BILL_NOT_FOUND",
+    "BILL_NOT_PAYABLE",
     "CUSTOMER_CODE_NOT_FOUND",
     "INVALID_BILLER",
     "INVALID_CUSTOMER_CODE",
+    "PAYMENT_NOT_FOUND",
+    "RECEIPT_NOT_FOUND",
     "SAVED_CODE_NOT_FOUND",
 ]
 
@@ -44,3 +49,21 @@ BILL_NOT_FOUND = error_kind("bill_not_found", 404, "Không tìm thấy hóa đơ
 SAVED_CODE_NOT_FOUND = error_kind(
     "saved_code_not_found", 404, "Không tìm thấy mã khách hàng đã lưu", "Saved customer code not found"
 )
+BILL_ALREADY_PAID = error_kind(
+    "bill_already_paid", 409, "Hóa đơn đã được thanh toán", "The bill is already paid"
+)
+"""Someone (maybe another device of the same person) paid this bill first; the problem carries ``bill_id``.
+Nothing of the payment was done."""
+BILL_NOT_PAYABLE = error_kind(
+    "bill_not_payable", 409, "Hóa đơn không thể thanh toán", "The bill cannot be paid"
+)
+"""The bill was withdrawn by its biller, has expired, or its biller no longer accepts payments; the problem
+carries ``bill_id`` and ``status``. Nothing of the payment was done."""
+AMOUNT_NOT_ALLOWED = error_kind(
+    "amount_not_allowed", 422, "Số tiền không phù hợp với hóa đơn", "The amount is not allowed for this bill"
+)
+"""The biller's amount rule refuses the amount given for this bill (``exact``: only the bill's amount;
+``at_least``: the bill's amount or more; ``partial_allowed``: 1 đồng up to the bill's amount); the problem
+carries ``bill_id``, ``amount_rule`` and ``bill_amount``. Nothing of the payment was done."""
+PAYMENT_NOT_FOUND = error_kind("payment_not_found", 404, "Không tìm thấy giao dịch", "Payment not found")
+RECEIPT_NOT_FOUND = error_kind("receipt_not_found", 404, "Không tìm thấy biên lai", "Receipt not found")

@@ -23,7 +23,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import TimestampedBase, utcnow
 
-__all__ = ["BILL_STATUSES", "Bill", "Biller", "SavedCustomerCode"]
+__all__ = [
+    "BILL_STATUSES",
+    "Bill",
+    "BillPayment",
+    "BillPaymentItem",
+    "Biller",
+    "PaymentAttempt",
+    "Receipt",
+    "SavedCustomerCode",
+]
 
 BILL_STATUSES = ("unpaid", "pending", "paid", "cancelled", "refunded", "expired")
 """``pending``: a payment is in flight; ``cancelled``: withdrawn by the biller; ``expired``: not payable."""
@@ -112,3 +121,87 @@ class SavedCustomerCode(TimestampedBase):
     biller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("billers.id"))
     customer_code: Mapped[str] = mapped_column(String(32))
     nickname: Mapped[str] = mapped_column(String(60))
+
+
+class BillPayment(TimestampedBase):
+    """One tap: one payer paid one or more bills with ONE journal entry."""
+
+    __tablename__ = "bill_payments"
+    __table_args__ = (CheckConstraint("total > 0", name="total_positive"),)
+
+    payer_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    """The citizen who paid (identity's user id; no foreign key: identity owns users)."""
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
+    """What the payer, the billers and support quote: ``BP`` + 20 characters."""
+    total: Mapped[int] = mapped_column(BigInteger)
+    """đồng, the sum of the items."""
+    entry_id: Mapped[uuid.UUID]
+    """The journal entry that moved the money (ledger's ``ledger_entries.id``)."""
+    paid_at: Mapped[datetime]
+
+
+class BillPaymentItem(TimestampedBase):
+    """One bill of a payment, and what its biller said about it."""
+
+    __tablename__ = "bill_payment_items"
+    __table_args__ = (
+        UniqueConstraint("payment_id", "bill_id", name="uq_bill_payment_items_payment_bill"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(
+            "status IN ('paid', 'confirmed', 'refunded')",
+            name="status_known",
+        ),
+    )
+
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bill_payments.id"), index=True)
+    bill_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bills.id"), index=True)
+    biller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("billers.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    """đồng paid for this bill."""
+    payable_account_id: Mapped[uuid.UUID]
+    """The ledger account credited (the biller's or the treasury's payable): a refund debits it."""
+    status: Mapped[str] = mapped_column(String(16), default="paid")
+    """``paid`` (biller not told yet), ``confirmed`` (biller accepted) or ``refunded`` (biller refused)."""
+    biller_reference: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None]
+    refund_reason: Mapped[str | None] = mapped_column(String(64))
+    refund_entry_id: Mapped[uuid.UUID | None]
+    refunded_at: Mapped[datetime | None]
+
+
+class Receipt(TimestampedBase):
+    """The e-receipt (biên lai điện tử) of one paid bill, signed by the issuer (Decree 123/2020 fields)."""
+
+    __tablename__ = "bill_receipts"
+    __table_args__ = (UniqueConstraint("series", "number", name="uq_bill_receipts_series_number"),)
+
+    item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bill_payment_items.id"), unique=True)
+    payer_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    series: Mapped[str] = mapped_column(String(16))
+    """Ký hiệu, e.g. ``C26THU`` (year 2026)."""
+    number: Mapped[int] = mapped_column(BigInteger)
+    """Số: increasing within a series."""
+    content: Mapped[dict[str, Any]] = mapped_column(JSONData)
+    """The signed fields (``receipts.ReceiptContent``), exactly as signed."""
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))
+    """Ed25519 over the canonical JSON of ``content``, base64url."""
+    status: Mapped[str] = mapped_column(String(16), default="valid")
+    """``valid``, or ``cancelled`` when the payment was refunded."""
+
+
+class PaymentAttempt(TimestampedBase):
+    """The failure record of a refused one-tap payment, written in its own transaction after the rollback.
+
+    A refused payment leaves nothing else behind: no entry, no bill change, no receipt, no message.
+    """
+
+    __tablename__ = "bill_payment_attempts"
+
+    payer_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    bill_ids: Mapped[list[str]] = mapped_column(JSONData)
+    total: Mapped[int] = mapped_column(BigInteger)
+    """The total asked for (đồng)."""
+    error_code: Mapped[str] = mapped_column(String(64))
+    bill_id: Mapped[uuid.UUID | None]
+    """The bill the refusal names, if it names one."""

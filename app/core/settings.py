@@ -31,6 +31,7 @@ _DEV_SECRETS = {
     "DATA_KEYS": "dev1:dev-insecure-data-key-0123456789abcdef0123",
     "AUDIT_KEYS": "dev1:dev-insecure-audit-mac-key-0123456789abcdef",
     "WEBHOOK_KEYS": "dev1:dev-insecure-webhook-key-0123456789abcdef",
+    "RECEIPT_KEYS": "dev1:dev-insecure-receipt-signing-seed-0123456789",
 }
 
 
@@ -163,6 +164,10 @@ class Settings:
     webhook_keys: KeyRing = field(
         default_factory=lambda: KeyRing.parse("WEBHOOK_KEYS", _DEV_SECRETS["WEBHOOK_KEYS"])
     )
+    receipt_keys: KeyRing = field(
+        default_factory=lambda: KeyRing.parse("RECEIPT_KEYS", _DEV_SECRETS["RECEIPT_KEYS"])
+    )
+    """Seeds of the Ed25519 keys that sign e-receipts (one key per key id; old ids stay verifiable)."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -174,7 +179,14 @@ class Settings:
 
     @property
     def key_rings(self) -> tuple[KeyRing, ...]:
-        return (self.jwt_keys, self.pin_keys, self.data_keys, self.audit_keys, self.webhook_keys)
+        return (
+            self.jwt_keys,
+            self.pin_keys,
+            self.data_keys,
+            self.audit_keys,
+            self.webhook_keys,
+            self.receipt_keys,
+        )
 
 
 def _bool(name: str, raw: str) -> bool:

@@ -25,7 +25,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, TimestampedBase, utcnow
 
-__all__ = ["LedgerAccount", "LedgerBalanceDelta", "LedgerEntry", "LedgerHold", "LedgerPosting"]
+__all__ = [
+    "LedgerAccount",
+    "LedgerBalanceDelta",
+    "LedgerEntry",
+    "LedgerHold",
+    "LedgerPosting",
+    "WalletLimit",
+    "WalletUsage",
+]
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 """A 64-bit auto-increment key (SQLite needs INTEGER to alias the rowid)."""
@@ -116,3 +124,37 @@ class LedgerHold(TimestampedBase):
     entry_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_entries.id"))
     """The entry that captured it."""
     resolved_at: Mapped[datetime | None]
+
+
+class WalletLimit(Base):
+    """How much a customer of one identity level may pay in one payment category (đồng; NULL = no limit).
+
+    Rows with a category starting with ``_`` are not categories: ``_monthly_cap`` holds the provider-wide
+    monthly cap on payments and transfers that are not exempt (Circular 40/2024 Art. 26: 100,000,000 đồng),
+    ``_new_device`` the lower limits during a device's first 24 hours, ``*`` the limits of a category that
+    has no row of its own. Days and months are Asia/Ho_Chi_Minh days and months.
+    """
+
+    __tablename__ = "wallet_limits"
+
+    identity_level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    per_transaction: Mapped[int | None] = mapped_column(BigInteger)
+    per_day: Mapped[int | None] = mapped_column(BigInteger)
+    per_month: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WalletUsage(Base):
+    """What a customer has paid in one period and bucket, kept in the payment's own transaction.
+
+    ``bucket`` is ``d:YYYY-MM-DD:{category}``, ``m:YYYY-MM:{category}``, ``d:YYYY-MM-DD:_all`` (every
+    category, for the new-device limit) or ``m:YYYY-MM:_cap`` (payments counted by the monthly cap). A
+    payment adds its amount with one upsert that locks the payer's rows, so two concurrent payments of one
+    customer are counted one after the other and a limit can never be overrun by a race.
+    """
+
+    __tablename__ = "wallet_usage"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(48), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)

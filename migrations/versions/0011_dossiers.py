@@ -1,7 +1,7 @@
 """Dossiers: the citizen document store, dossiers, attachments, timeline and per-agency daily counters.
 
 Revision ID: 0011_dossiers
-Revises: 0004_identity
+Revises: 0010_payments
 Create Date: 2026-11-23 04:54:47.871579
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_dossiers"
-down_revision: str | Sequence[str] | None = "0004_identity"
+down_revision: str | Sequence[str] | None = "0010_payments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

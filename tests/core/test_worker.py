@@ -33,6 +33,7 @@ def test_the_worker_runs_in_process_in_development_only() -> None:
         "DATABASE_URL": "postgresql://app@db/hue",
         **dict.fromkeys(("JWT_KEYS", "PIN_KEYS", "DATA_KEYS", "AUDIT_KEYS"), f"k1:{'p' * 40}"),
         "WEBHOOK_KEYS": f"k1:{'w' * 40}",
+        "RECEIPT_KEYS": f"k1:{'r' * 40}",
         "SMS_GATEWAY_URL": "https://sms.internal/send",
     }
     assert load_settings(production).run_worker_in_process is False

@@ -86,7 +86,8 @@ def test_production_needs_an_sms_gateway() -> None:
         "APP_ENV": "production",
         "DATABASE_URL": "postgresql://app@db/hue",
         **dict.fromkeys(
-            ("JWT_KEYS", "PIN_KEYS", "DATA_KEYS", "AUDIT_KEYS", "WEBHOOK_KEYS"), f"k1:{'p' * 40}"
+            ("JWT_KEYS", "PIN_KEYS", "DATA_KEYS", "AUDIT_KEYS", "WEBHOOK_KEYS", "RECEIPT_KEYS"),
+            f"k1:{'p' * 40}",
         ),
     }
     with pytest.raises(ConfigError, match="SMS_GATEWAY_URL"):

@@ -1,0 +1,440 @@
+"""One-tap payment of bills: N bills, one PIN, ONE journal entry, all or nothing.
+
+:func:`pay_bills` runs inside the caller's write transaction (the route opens it together with the
+idempotency key, so the key, the money, the bills, the receipts, the event and the outbox messages commit as
+one unit, or none of them does):
+
+1. lock the bills in id order (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite writers are serialised by
+   ``BEGIN IMMEDIATE``), so two devices paying the same bill queue on its row and the second one sees it paid;
+2. check every bill is payable by this payer: unpaid, not withdrawn or expired, its biller active, a bill with
+   an owner (a dossier fee) only by its owner, the amount allowed by the biller's amount rule; the first bill
+   that is not makes the whole payment fail with an error that names it (``bill_id``);
+3. one journal entry through the wallet (identity level 2, PIN, limits, funds): the wallet is debited once,
+   each biller's payable account is credited with its bills' amounts;
+4. every bill marked paid, a payment row with one item per bill, a signed e-receipt per bill;
+5. :class:`~app.bills.events.BillsPaid` published in the transaction (services moves paid dossiers on);
+6. one outbox message per biller (``bills.confirm_payment``) to tell it, one inbox notification.
+
+A refused payment leaves nothing behind except its failure record: :func:`record_failure` writes one
+``bill_payment_attempts`` row in a separate transaction after the rollback (the route calls it).
+
+Limits: the wallet's API takes one limit category per payment. When all bills share a category, it is that
+category with the biller's ``limit_exempt``. When they mix categories, the payment is checked and counted
+as category ``bills_mixed`` (the table's default row) and is exempt only if every bill is: the exempt bills'
+amounts are then counted against the monthly cap too. That can refuse a mixed payment a per-bill count would
+allow, never the other way round (see /work/notes/payments.md).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.bills import receipts
+from app.bills.errors import AMOUNT_NOT_ALLOWED, BILL_ALREADY_PAID, BILL_NOT_FOUND, BILL_NOT_PAYABLE
+from app.bills.events import BillsPaid, PaidBill
+from app.bills.models import Bill, Biller, BillPayment, BillPaymentItem, PaymentAttempt, Receipt
+from app.bills.payment_schemas import PaymentItemView, PaymentView, ReceiptVerification, ReceiptView
+from app.core.db import Database, new_id
+from app.core.errors import AppError
+from app.core.events import publish
+from app.core.outbox import enqueue
+from app.core.security import Caller
+from app.core.settings import KeyRing
+from app.identity.inbox import post_notification
+from app.identity.service import get_user_brief
+from app.wallet import ledger
+from app.wallet import service as wallet
+from app.wallet.ledger import AccountType
+
+__all__ = [
+    "CONFIRM_TOPIC",
+    "MIXED_CATEGORY",
+    "PayItem",
+    "get_payment",
+    "get_receipt",
+    "pay_bills",
+    "payable_account",
+    "receipt_pdf",
+    "record_failure",
+    "verify_receipt",
+]
+
+log = structlog.get_logger("app.bills.payments")
+
+CONFIRM_TOPIC = "bills.confirm_payment"
+MIXED_CATEGORY = "bills_mixed"
+_PAID_LIKE = frozenset({"paid", "pending", "refunded"})
+_PAYABLE_NAMESPACE = uuid.UUID("5b0b7c1e-6f43-4c8e-9a49-3d1f0a7e2c11")
+
+
+@dataclass(frozen=True, slots=True)
+class PayItem:
+    bill_id: uuid.UUID
+    amount: int | None = None
+
+
+def _new_reference() -> str:
+    return "BP" + secrets.token_hex(10).upper()
+
+
+async def payable_account(session: AsyncSession, biller: Biller) -> uuid.UUID:
+    """The ledger account credited for ``biller``'s bills, resolved from its ``payable_account_ref``.
+
+    ``treasury:...`` refs are treasury payables, anything else a biller payable; the account's owner id is
+    derived from the ref itself (UUIDv5), so two billers sharing a ref share the account.
+    """
+    ref = biller.payable_account_ref
+    account_type = AccountType.TREASURY_PAYABLE if ref.startswith("treasury:") else AccountType.BILLER_PAYABLE
+    return await ledger.ensure_account(session, account_type, uuid.uuid5(_PAYABLE_NAMESPACE, ref))
+
+
+def _check_amount(bill: Bill, biller: Biller, amount: int | None) -> int:
+    if amount is None or amount == bill.amount:
+        return bill.amount
+    rule = biller.amount_rule
+    allowed = (rule == "at_least" and amount > bill.amount) or (
+        rule == "partial_allowed" and 1 <= amount < bill.amount
+    )
+    if not allowed:
+        raise AMOUNT_NOT_ALLOWED(
+            f"Số tiền {amount} đ không phù hợp với hóa đơn (quy tắc: {rule}, hóa đơn: {bill.amount} đ)",
+            f"{amount} is not allowed for this bill (rule {rule}, bill amount {bill.amount})",
+            bill_id=str(bill.id),
+            amount_rule=rule,
+            bill_amount=bill.amount,
+        )
+    return amount
+
+
+def _check_payable(bill: Bill, biller: Biller, payer_id: uuid.UUID) -> None:
+    if bill.owner_user_id is not None and bill.owner_user_id != payer_id:
+        # Someone else's dossier fee: not even its existence is told.
+        raise BILL_NOT_FOUND("Không tìm thấy hóa đơn", "Bill not found", bill_id=str(bill.id))
+    if bill.status in _PAID_LIKE:
+        raise BILL_ALREADY_PAID(
+            "Hóa đơn này đã được thanh toán, không thu tiền lần nữa",
+            "This bill is already paid; nothing was charged",
+            bill_id=str(bill.id),
+        )
+    if bill.status != "unpaid" or not biller.active:
+        status = bill.status if bill.status != "unpaid" else "biller_inactive"
+        raise BILL_NOT_PAYABLE(
+            "Hóa đơn này không còn thanh toán được",
+            "This bill can no longer be paid",
+            bill_id=str(bill.id),
+            status=status,
+        )
+
+
+async def pay_bills(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    items: Sequence[PayItem],
+    pin: str,
+    receipt_keys: KeyRing,
+) -> PaymentView:
+    """Pay ``items`` from ``caller``'s wallet in ``session``'s transaction (see the module docstring)."""
+    if not items:
+        raise ValueError("a payment needs at least one bill")
+    wanted: dict[uuid.UUID, int | None] = {}
+    for asked in items:
+        if asked.bill_id in wanted:
+            raise BILL_NOT_PAYABLE(
+                "Một hóa đơn chỉ được chọn một lần",
+                "A bill may appear only once in a payment",
+                bill_id=str(asked.bill_id),
+                status="duplicate",
+            )
+        wanted[asked.bill_id] = asked.amount
+    statement = (
+        select(Bill, Biller)
+        .join(Biller, Biller.id == Bill.biller_id)
+        .where(Bill.id.in_(list(wanted)))
+        .order_by(Bill.id)
+        .with_for_update(of=Bill)
+    )
+    rows = {bill.id: (bill, biller) for bill, biller in (await session.execute(statement)).all()}
+    payer_id = caller.user_id
+    amounts: dict[uuid.UUID, int] = {}
+    for bill_id, amount in wanted.items():
+        found = rows.get(bill_id)
+        if found is None:
+            raise BILL_NOT_FOUND("Không tìm thấy hóa đơn", "Bill not found", bill_id=str(bill_id))
+        bill, biller = found
+        _check_payable(bill, biller, payer_id)
+        amounts[bill_id] = _check_amount(bill, biller, amount)
+
+    payable: dict[uuid.UUID, uuid.UUID] = {}
+    for _bill, biller in rows.values():
+        if biller.id not in payable:
+            payable[biller.id] = await payable_account(session, biller)
+    ordered = [rows[bill_id] for bill_id in wanted]
+    credits = [(payable[biller.id], amounts[bill.id]) for bill, biller in ordered]
+    categories = {biller.category for _bill, biller in ordered}
+    category = next(iter(categories)) if len(categories) == 1 else MIXED_CATEGORY
+    limit_exempt = all(biller.limit_exempt for _bill, biller in ordered)
+    payment_id = new_id()
+    reference = _new_reference()
+    total = sum(amounts.values())
+    posted = await wallet.pay_from_wallet(
+        session,
+        payer_id=payer_id,
+        session_id=caller.session_id,
+        pin=pin,
+        category=category,
+        limit_exempt=limit_exempt,
+        credits=credits,
+        kind="bill_payment",
+        reference=reference,
+        description=f"Thanh toán {len(ordered)} hóa đơn",
+        metadata={"payment_id": str(payment_id), "bills": [str(bill.id) for bill, _ in ordered]},
+    )
+    paid_at = posted.created_at
+    session.add(
+        BillPayment(
+            id=payment_id,
+            created_at=paid_at,
+            payer_id=payer_id,
+            reference=reference,
+            total=total,
+            entry_id=posted.entry_id,
+            paid_at=paid_at,
+        )
+    )
+    await session.execute(
+        update(Bill)
+        .where(Bill.id.in_(list(wanted)))
+        .values(status="paid", paid_at=paid_at, updated_at=paid_at)
+        .execution_options(synchronize_session=False)
+    )
+    payer = await get_user_brief(session, payer_id)
+    payer_name = payer.full_name if payer is not None else None
+    series = receipts.series_for(paid_at)
+    numbers = await receipts.next_numbers(session, series, len(ordered))
+    views: list[PaymentItemView] = []
+    item_rows: list[BillPaymentItem] = []
+    receipt_rows: list[Receipt] = []
+    for (bill, biller), number in zip(ordered, numbers, strict=True):
+        item = BillPaymentItem(
+            id=new_id(),
+            created_at=paid_at,
+            payment_id=payment_id,
+            bill_id=bill.id,
+            biller_id=biller.id,
+            amount=amounts[bill.id],
+            payable_account_id=payable[biller.id],
+            status="paid",
+        )
+        item_rows.append(item)
+        receipt_id = new_id()
+        content = receipts.new_receipt_content(
+            series=series,
+            number=number,
+            receipt_id=receipt_id,
+            issuer={"code": biller.code, "name": biller.name, "agency_code": biller.agency_code},
+            payer={"user_id": str(payer_id), "name": payer_name},
+            bill={
+                "bill_id": str(bill.id),
+                "external_id": bill.external_id,
+                "customer_code": bill.customer_code,
+                "customer_name": bill.customer_name,
+                "period": bill.period,
+                "description": bill.description or biller.name,
+                "category": biller.category,
+            },
+            amount=amounts[bill.id],
+            paid_at=paid_at,
+            payment_reference=reference,
+        )
+        key_id, signature = receipts.sign(receipt_keys, content)
+        receipt_rows.append(
+            Receipt(
+                id=receipt_id,
+                created_at=paid_at,
+                item_id=item.id,
+                payer_id=payer_id,
+                series=series,
+                number=number,
+                content=content,
+                key_id=key_id,
+                signature=signature,
+                status="valid",
+            )
+        )
+        views.append(_item_view(item, bill, biller, receipt_id))
+    session.add_all(item_rows)
+    await session.flush()
+    session.add_all(receipt_rows)
+    await session.flush()
+    await publish(
+        session,
+        BillsPaid(
+            payment_id=payment_id,
+            payer_id=payer_id,
+            paid_at=paid_at,
+            bills=tuple(
+                PaidBill(bill.id, biller.code, bill.external_id, amounts[bill.id]) for bill, biller in ordered
+            ),
+        ),
+    )
+    for biller_id in dict.fromkeys(biller.id for _bill, biller in ordered):
+        await enqueue(
+            session,
+            CONFIRM_TOPIC,
+            {"payment_id": str(payment_id), "biller_id": str(biller_id)},
+            key=f"{payment_id}:{biller_id}",
+        )
+    await post_notification(
+        session,
+        payer_id,
+        "bills_paid",
+        "Thanh toán hóa đơn thành công",
+        f"Đã thanh toán {len(ordered)} hóa đơn, tổng {total:,} đ (mã {reference}).".replace(",", "."),
+        title_en="Bills paid",
+        body_en=f"Paid {len(ordered)} bill(s), {total:,} VND in total (reference {reference}).",
+        data={"payment_id": str(payment_id)},
+    )
+    return PaymentView(id=payment_id, reference=reference, total=total, paid_at=paid_at, items=views)
+
+
+def _item_view(item: BillPaymentItem, bill: Bill, biller: Biller, receipt_id: uuid.UUID) -> PaymentItemView:
+    return PaymentItemView(
+        bill_id=bill.id,
+        biller_code=biller.code,
+        biller_name=biller.name,
+        customer_code=bill.customer_code,
+        period=bill.period,
+        amount=item.amount,
+        status=item.status,  # type: ignore[arg-type]
+        refund_reason=item.refund_reason,
+        receipt_id=receipt_id,
+    )
+
+
+async def record_failure(
+    db: Database, *, payer_id: uuid.UUID, items: Sequence[PayItem], error: AppError
+) -> None:
+    """The failure record of a refused payment, in its own transaction (never the PIN)."""
+    bill_id = error.extra.get("bill_id")
+    try:
+        async with db.transaction() as session:
+            session.add(
+                PaymentAttempt(
+                    payer_id=payer_id,
+                    bill_ids=[str(item.bill_id) for item in items],
+                    total=sum(item.amount or 0 for item in items),
+                    error_code=error.kind.code,
+                    bill_id=uuid.UUID(str(bill_id)) if bill_id else None,
+                )
+            )
+    except Exception:  # the refusal is what the payer must see; a lost failure record is only logged
+        log.exception("payment_attempt_not_recorded", error_code=error.kind.code)
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+async def get_payment(
+    session: AsyncSession, payer_id: uuid.UUID, payment_id: uuid.UUID
+) -> PaymentView | None:
+    """The payer's own payment (None for anyone else's: 404 at the edge)."""
+    payment = await session.get(BillPayment, payment_id)
+    if payment is None or payment.payer_id != payer_id:
+        return None
+    statement = (
+        select(BillPaymentItem, Bill, Biller, Receipt.id)
+        .join(Bill, Bill.id == BillPaymentItem.bill_id)
+        .join(Biller, Biller.id == BillPaymentItem.biller_id)
+        .join(Receipt, Receipt.item_id == BillPaymentItem.id)
+        .where(BillPaymentItem.payment_id == payment_id)
+        .order_by(BillPaymentItem.id)
+    )
+    items = [
+        _item_view(item, bill, biller, receipt_id)
+        for item, bill, biller, receipt_id in (await session.execute(statement)).all()
+    ]
+    return PaymentView(
+        id=payment.id, reference=payment.reference, total=payment.total, paid_at=payment.paid_at, items=items
+    )
+
+
+def _receipt_view(receipt: Receipt, ring: KeyRing) -> ReceiptView:
+    content: dict[str, Any] = receipt.content
+    return ReceiptView(
+        id=receipt.id,
+        code=receipts.receipt_code(receipt.series, receipt.number),
+        series=receipt.series,
+        number=receipt.number,
+        status=receipt.status,  # type: ignore[arg-type]
+        issuer_name=content["issuer"]["name"],
+        issuer_code=content["issuer"]["code"],
+        payer_name=content["payer"]["name"],
+        amount=int(content["amount"]),
+        amount_in_words=content["amount_in_words"],
+        paid_at=datetime.fromisoformat(content["paid_at"]),
+        content=content,
+        key_id=receipt.key_id,
+        signature=receipt.signature,
+        public_key=receipts.public_key_b64(ring, receipt.key_id) or "",
+        check_code=receipts.check_code(receipt.signature),
+        pdf_url=f"/api/v1/me/receipts/{receipt.id}/pdf",
+    )
+
+
+async def get_receipt(
+    session: AsyncSession, payer_id: uuid.UUID, receipt_id: uuid.UUID, ring: KeyRing
+) -> ReceiptView | None:
+    """The payer's own receipt (None for anyone else's)."""
+    receipt = await session.get(Receipt, receipt_id)
+    if receipt is None or receipt.payer_id != payer_id:
+        return None
+    return _receipt_view(receipt, ring)
+
+
+async def receipt_pdf(
+    session: AsyncSession, payer_id: uuid.UUID, receipt_id: uuid.UUID
+) -> tuple[str, bytes] | None:
+    """``(file name, PDF bytes)`` of the payer's own receipt (None for anyone else's)."""
+    receipt = await session.get(Receipt, receipt_id)
+    if receipt is None or receipt.payer_id != payer_id:
+        return None
+    pdf = receipts.render_pdf(
+        receipt.content, key_id=receipt.key_id, signature=receipt.signature, status=receipt.status
+    )
+    return f"bien-lai-{receipts.receipt_code(receipt.series, receipt.number)}.pdf", pdf
+
+
+async def verify_receipt(
+    session: AsyncSession, code: str, check: str, ring: KeyRing
+) -> ReceiptVerification | None:
+    """Public check of a receipt by its code and look-up code (both printed on it); None if they do not match
+    a stored receipt, so receipt numbers cannot be enumerated."""
+    series, _, number_text = code.rpartition("-")
+    if not series or not number_text.isdigit():
+        return None
+    receipt = await session.scalar(
+        select(Receipt).where(Receipt.series == series, Receipt.number == int(number_text))
+    )
+    if receipt is None or not secrets.compare_digest(receipts.check_code(receipt.signature), check):
+        return None
+    content: dict[str, Any] = receipt.content
+    return ReceiptVerification(
+        code=receipts.receipt_code(receipt.series, receipt.number),
+        valid=receipts.verify(ring, content, receipt.key_id, receipt.signature),
+        status=receipt.status,  # type: ignore[arg-type]
+        issuer_name=content["issuer"]["name"],
+        amount=int(content["amount"]),
+        paid_at=datetime.fromisoformat(content["paid_at"]),
+        key_id=receipt.key_id,
+        public_key=receipts.public_key_b64(ring, receipt.key_id) or "",
+    )
