@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 from sqlalchemy import select, update
 
@@ -559,3 +560,69 @@ async def test_queue_filters_and_cursor_pages(client: Any, procedure: str) -> No
     assert seen == ids
     bad = await client.get("/api/v1/officer/dossiers?cursor=@@", headers=commune.headers)
     assert_problem(bad, 422, "validation_failed")
+
+
+async def test_fee_paid_in_one_tap_with_two_utility_bills_through_http(client: Any, procedure: str) -> None:
+    """The Must-show's payment step through the real payment route: the fee and two household bills in one
+    tap; the dossier is ``new`` with the clock started at the payment time."""
+    from app.bills import service as bills_service
+    from app.bills.demo import demo_data
+    from app.bills.schemas import BillerIn
+    from tests.factories import DEFAULT_PIN
+    from tests.wallet.helpers import fund
+
+    citizen = await make_user(client)
+    commune = await make_user(client, roles=("officer",), agency_id="PHU-XUAN")
+    await fund(client, citizen.user_id, 2_000_000)
+
+    async def utility_bills() -> list[str]:
+        db: Database = client.app.state.db
+        billers = demo_data()["billers"]
+        ids = []
+        for code, customer, amount in (
+            ("EVN_CPC_HUE", "PC03DD0123456", 312_500),
+            ("HEPCO_VSMT", "VS24051987", 35_000),
+        ):
+            await bills_service.put_biller(
+                db, code, msgspec.convert(billers[code], BillerIn), production=False
+            )
+            async with db.transaction() as session:
+                bill = await bills_service.issue_bill(
+                    session,
+                    biller_code=code,
+                    customer_code=customer,
+                    external_id=f"{customer}-{uuid.uuid4().hex[:8]}",
+                    period="2026-11",
+                    amount=amount,
+                    owner_user_id=citizen.user_id,
+                )
+                ids.append(str(bill.id))
+        return ids
+
+    utilities = await in_app(client, utility_bills)
+    dossier = await _submitted(client, citizen.headers)
+    accepted = await client.post(
+        f"/api/v1/officer/dossiers/{dossier['id']}/accept", json={}, headers=commune.headers
+    )
+    fee_bill = accepted.json()["fee_bill_id"]
+
+    paid = await client.post(
+        "/api/v1/payments",
+        json={"items": [{"bill_id": fee_bill}, *({"bill_id": b} for b in utilities)], "pin": DEFAULT_PIN},
+        headers={**citizen.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert paid.status_code == 201, paid.text
+    payment = paid.json()
+    assert payment["total"] == 50_000 + 312_500 + 35_000
+    paid_at = datetime.fromisoformat(payment["paid_at"])
+
+    after = (await client.get(f"/api/v1/me/dossiers/{dossier['id']}", headers=citizen.headers)).json()
+    assert after["status"] == "new"
+    assert datetime.fromisoformat(after["received_at"]) == paid_at
+    assert datetime.fromisoformat(after["fee_paid_at"]) == paid_at
+    estimate = await client.get(
+        f"/api/v1/services/procedures/{PROCEDURE}/deadline", params={"received_at": paid_at.isoformat()}
+    )
+    assert datetime.fromisoformat(after["due_at"]) == datetime.fromisoformat(estimate.json()["due_at"])
+    assert datetime.fromisoformat(after["due_at"]) > paid_at
+    assert [e["action"] for e in after["timeline"]] == ["submit", "accept_fee_first", "fee_paid"]
