@@ -168,6 +168,18 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
         yield test_client
 
 
+@pytest.fixture
+def tokens_without_sessions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For suites that sign callers in with tokens of their own making (any user id, any role): those name
+    sessions identity never opened, so identity's session check (tested in tests/identity) is set aside.
+    Signature, expiry, issuer and audience are still verified. Use with
+    ``pytestmark = pytest.mark.usefixtures("tokens_without_sessions")``."""
+    if "app" in request.fixturenames:
+        request.getfixturevalue("app")  # the app registers identity's check when it is built
+    monkeypatch.setattr("app.core.security._session_checks", [])
+    monkeypatch.setattr("app.main.register_session_check", lambda _check: None)  # apps built later
+
+
 def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     """The response is an RFC 9457 problem with ``status`` and ``code``; returns its body."""
     assert response.status_code == status, response.text

@@ -25,15 +25,8 @@ SANDBOX_TODAY = date(2025, 6, 20)
 
 
 @pytest.fixture(autouse=True)
-def _tokens_without_identity_sessions(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The bills tests sign callers in with tokens of their own making (any user id, any role), which name
-    sessions identity never opened; identity's session check (tested in tests/identity) is set aside here
-    so these tests speak only of bills. Signature, expiry, issuer and audience are still verified."""
-    if "app" in request.fixturenames:
-        request.getfixturevalue("app")  # the app registers identity's check when it is built
-    monkeypatch.setattr("app.core.security._session_checks", [])
+def _tokens_without_identity_sessions(tokens_without_sessions: None) -> None:
+    """Every bills test signs callers in with tokens of its own making (see tests/conftest.py)."""
 
 
 def headers_for(

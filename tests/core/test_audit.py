@@ -41,6 +41,8 @@ from app.core.security import Caller, issue_access_token
 from app.core.settings import KeyRing, Settings
 from tests.conftest import Backend, assert_problem
 
+pytestmark = pytest.mark.usefixtures("tokens_without_sessions")
+
 CITIZEN = uuid.UUID("0190a000-0000-7000-8000-000000000001")
 OFFICER = uuid.UUID("0190a000-0000-7000-8000-000000000002")
 

@@ -42,6 +42,8 @@ from app.core.security import Caller, get_caller, issue_access_token
 from app.core.settings import Settings
 from tests.conftest import PG_ADMIN_URL, Backend, _asyncpg_dsn, assert_problem
 
+pytestmark = pytest.mark.usefixtures("tokens_without_sessions")
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 20
 

@@ -29,6 +29,8 @@ from app.core.stores.base import PubSub
 from app.identity.inbox import InboxDelivery, post_notification
 from tests.conftest import assert_problem
 
+pytestmark = pytest.mark.usefixtures("tokens_without_sessions")
+
 INBOX = "/api/v1/me/inbox"
 ALICE = uuid.UUID("0190b000-0000-7000-8000-00000000000a")
 BINH = uuid.UUID("0190b000-0000-7000-8000-00000000000b")
