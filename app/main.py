@@ -56,6 +56,7 @@ def _domain_routes() -> Sequence[Any]:
     from app.admin.routes import admin_routes
     from app.core.audit_routes import AuditController
     from app.identity.inbox_routes import InboxController
+    from app.services.dossier_routes import dossier_routes
     from app.services.routes import services_routes
     from app.wallet.routes import wallet_routes
 
@@ -63,6 +64,7 @@ def _domain_routes() -> Sequence[Any]:
         *identity_routes,
         InboxController,
         *services_routes,
+        *dossier_routes,
         *bills_routes,
         *payment_routes,
         *wallet_routes,
