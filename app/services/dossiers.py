@@ -164,7 +164,9 @@ async def _mine(
     return dossier
 
 
-async def _held(session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, *, lock: bool = True) -> Dossier:
+async def _held(
+    session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, *, lock: bool = True
+) -> Dossier:
     """A dossier the caller, an officer, may act on: held by the caller's agency now."""
     dossier = await _load(session, dossier_id, lock=lock)
     if (

@@ -58,9 +58,11 @@ async def test_pay_posts_one_entry_split_over_two_accounts(client: Any) -> None:
     wallet = await fund(client, payer.user_id, 1_000_000)
     a, b = await _payable(client), await _payable(client)
     posted = await _pay(client, payer, [(a, 30_000), (b, 60_000)])
-    assert posted.debited_account_id == wallet and posted.debited_available == 910_000
+    assert posted.debited_account_id == wallet
+    assert posted.debited_available == 910_000
     assert await balance_of(client, wallet) == 910_000
-    assert await balance_of(client, a) == 30_000 and await balance_of(client, b) == 60_000
+    assert await balance_of(client, a) == 30_000
+    assert await balance_of(client, b) == 60_000
 
 
 async def test_refusals_write_nothing(client: Any) -> None:
