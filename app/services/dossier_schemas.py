@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from litestar.datastructures import UploadFile
+from litestar.params import KwargDefinition
 from msgspec import Meta, Struct
 
 __all__ = [
@@ -88,16 +89,20 @@ class FeeIn(Struct, kw_only=True, forbid_unknown_fields=True):
 class DocumentUpload:
     """Multipart form: ``file`` (PDF, JPEG or PNG) and optionally the required-document code it answers."""
 
-    file: UploadFile
-    requirement: str | None = None
+    file: Annotated[
+        UploadFile, KwargDefinition(description="The document: PDF, JPEG or PNG (checked by content).")
+    ]
+    requirement: Annotated[
+        str | None, KwargDefinition(description="The procedure's required-document code this file answers.")
+    ] = None
 
 
 @dataclass
 class ResultUpload:
     """Multipart form: the result document (``file``) and an optional note."""
 
-    file: UploadFile
-    note: str | None = None
+    file: Annotated[UploadFile, KwargDefinition(description="The result document: PDF, JPEG or PNG.")]
+    note: Annotated[str | None, KwargDefinition(description="A note kept in the timeline.")] = None
 
 
 class DocumentOut(Struct, kw_only=True):
