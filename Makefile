@@ -34,8 +34,11 @@ typecheck: $(STAMP)
 spec: $(STAMP)
 	$(BIN)/hue spec export
 
+## make bench: transfers (HTTP and service path) vs transfer.sql/hot.sql, one-tap vs one_tap.sql, the 1M-row bill import
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.one_tap --clients 16,64
+	$(BIN)/python -m bench.bill_import
 
 migrate: $(STAMP)
 	$(BIN)/hue db upgrade
