@@ -30,13 +30,13 @@ from sqlalchemy import select, update
 from app.bills import service
 from app.bills.connectors import PaymentConfirmation
 from app.bills.gateway import BillerGateway
-from app.bills.models import Bill, Biller, BillPayment, BillPaymentItem, Receipt
+from app.bills.models import Bill, Biller, BillPayment, BillPaymentItem
 from app.bills.payments import CONFIRM_TOPIC
 from app.bills.receipts import money_vi
+from app.bills.refunds import refund_paid_bill
 from app.core.db import Database, utcnow
 from app.core.outbox import Envelope, register_handler
 from app.identity.inbox import post_notification
-from app.wallet.service import refund_to_wallet
 
 __all__ = ["Runtime", "confirm_payment", "install"]
 
@@ -140,38 +140,27 @@ async def _refund(
     db: Database, payment: BillPayment, item_id: uuid.UUID, biller: Biller, reference: str, reason: str
 ) -> None:
     async with db.transaction() as session:
-        item = await session.scalar(
-            select(BillPaymentItem).where(BillPaymentItem.id == item_id).with_for_update()
-        )
-        if item is None or item.status != "paid":
+        item = await session.get(BillPaymentItem, item_id)
+        if item is None:
             return
-        posted = await refund_to_wallet(
+        refunded = await refund_paid_bill(
             session,
-            user_id=payment.payer_id,
-            debits=[(item.payable_account_id, item.amount)],
-            kind="bill_refund",
+            item.bill_id,
+            reason=reason,
             reference=f"{reference}-R",
             description=f"Hoàn tiền hóa đơn {biller.name}: {reason}",
-            metadata={"payment_id": str(payment.id), "bill_id": str(item.bill_id), "reason": reason},
         )
-        now = posted.created_at
-        item.status = "refunded"
-        item.refund_reason = reason[:64]
-        item.refund_entry_id = posted.entry_id
-        item.refunded_at = now
-        await session.execute(
-            update(Bill).where(Bill.id == item.bill_id).values(status="refunded", updated_at=now)
-        )
-        await session.execute(update(Receipt).where(Receipt.item_id == item.id).values(status="cancelled"))
+        if refunded is None:
+            return
         await post_notification(
             session,
             payment.payer_id,
             "bill_refunded",
             "Đã hoàn tiền hóa đơn",
-            f"{biller.name} từ chối khoản thanh toán {money_vi(item.amount)} (lý do: {reason}); "
+            f"{biller.name} từ chối khoản thanh toán {money_vi(refunded.amount)} (lý do: {reason}); "
             "tiền đã được hoàn vào ví.",
             title_en="Bill payment refunded",
-            body_en=f"{biller.name} refused the payment of {item.amount} VND ({reason}); "
+            body_en=f"{biller.name} refused the payment of {refunded.amount} VND ({reason}); "
             "the money is back in your wallet.",
             data={"payment_id": str(payment.id), "bill_id": str(item.bill_id), "reason": reason},
         )

@@ -166,7 +166,10 @@ class DossierOut(DossierSummary, kw_only=True):
     fee_amount: Annotated[int | None, Meta(description="Fee in đồng.")]
     fee_bill_id: Annotated[uuid.UUID | None, Meta(description="The bill to pay (in the citizen's bills).")]
     fee_paid_at: Annotated[datetime | None, Meta(description="When the fee was paid (UTC).")]
-    refund_state: Annotated[str | None, Meta(description="`owed`: the paid fee is to be refunded.")]
+    refund_state: Annotated[
+        str | None,
+        Meta(description="`refunded`: the fee went back to the wallet; `owed`: still to be refunded."),
+    ]
     paused_seconds: Annotated[int, Meta(description="Working seconds the clock was paused for supplements.")]
     supplement_requests: Annotated[int, Meta(description="How many supplements were requested.")]
     finished_at: Annotated[datetime | None, Meta(description="End of processing (UTC).")]

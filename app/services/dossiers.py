@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bills.errors import BILLER_NOT_FOUND
 from app.bills.events import BillsPaid
+from app.bills.refunds import refund_paid_bill
 from app.bills.schemas import BillerIn, CustomerInput, SettlementAccount
 from app.bills.service import get_biller, issue_bill, put_biller
 from app.core.access import ensure_visible
@@ -259,8 +260,8 @@ async def _notify(session: AsyncSession, dossier: Dossier, body_vi: str, body_en
 
 
 def _owe_refund(session: AsyncSession, dossier: Dossier, actor: str, actor_id: uuid.UUID | None) -> bool:
-    """A paid fee must go back to the applicant: record the obligation (the wallet's refund function is not
-    available in this build, so no money is moved here)."""
+    """Record that a paid fee must go back to the applicant, when it cannot be refunded right now (the fee
+    was paid in the very payment being settled, for a dossier already withdrawn)."""
     if dossier.fee_paid_at is None or dossier.refund_state is not None:
         return False
     dossier.refund_state = "owed"
@@ -273,6 +274,38 @@ def _owe_refund(session: AsyncSession, dossier: Dossier, actor: str, actor_id: u
         actor_id,
         note=f"Hoàn trả phí {dossier.fee_amount} đồng / fee of {dossier.fee_amount} đồng to be refunded",
         details={"amount": dossier.fee_amount, "bill_id": str(dossier.fee_bill_id)},
+    )
+    return True
+
+
+async def _refund_fee(session: AsyncSession, dossier: Dossier, why: str) -> bool:
+    """A paid fee goes back to the applicant's wallet now, in this transaction (DOMAIN.md: withdrawn before
+    processing, or stopped); returns whether money moved."""
+    if dossier.fee_paid_at is None or dossier.refund_state is not None or dossier.fee_bill_id is None:
+        return False
+    refunded = await refund_paid_bill(
+        session,
+        dossier.fee_bill_id,
+        reason=why,
+        reference=f"{dossier.code}-FEE-R",
+        description=f"Hoàn phí hồ sơ {dossier.code}",
+    )
+    if refunded is None:
+        return _owe_refund(session, dossier, "system", None)
+    dossier.refund_state = "refunded"
+    _event(
+        session,
+        dossier,
+        "fee_refunded",
+        dossier.status,
+        "system",
+        None,
+        note=f"Đã hoàn {refunded.amount} đồng vào ví / {refunded.amount} đồng refunded to the wallet",
+        details={
+            "amount": refunded.amount,
+            "bill_id": str(dossier.fee_bill_id),
+            "entry_id": str(refunded.entry_id),
+        },
     )
     return True
 
@@ -536,10 +569,10 @@ async def withdraw(db: Database, caller: Caller, dossier_id: uuid.UUID, reason: 
         _move(session, dossier, S.CANCELLED, "citizen", caller.user_id, note=reason)
         dossier.reason = reason
         dossier.finished_at = utcnow()
-        owed = _owe_refund(session, dossier, "system", None)
+        refunded = await _refund_fee(session, dossier, "dossier_withdrawn")
         await session.flush()
         view = await _view(session, dossier)
-        await _audit(session, caller, "withdraw", dossier, refund_owed=owed)
+        await _audit(session, caller, "withdraw", dossier, fee_refunded=refunded)
         return view
 
 
@@ -910,7 +943,7 @@ async def approve(
 
 
 async def stop(db: Database, caller: Caller, dossier_id: uuid.UUID, reason: str) -> DossierOut:
-    """→ ``unresolved``; a paid fee becomes a refund owed (no procedure declares that its fee covers work
+    """→ ``unresolved``; a paid fee is refunded to the wallet (no procedure declares that its fee covers work
     already done)."""
     async with db.transaction() as session:
         dossier = await _held(session, caller, dossier_id)
@@ -918,11 +951,11 @@ async def stop(db: Database, caller: Caller, dossier_id: uuid.UUID, reason: str)
         dossier.reason = reason
         dossier.finished_at = utcnow()
         dossier.paused_at = None
-        owed = _owe_refund(session, dossier, "system", None)
+        refunded = await _refund_fee(session, dossier, "dossier_stopped")
         await _notify(session, dossier, f"Hồ sơ bị dừng xử lý: {reason}", f"Processing was stopped: {reason}")
         await session.flush()
         view = await _view(session, dossier)
-        await _audit(session, caller, "stop", dossier, refund_owed=owed)
+        await _audit(session, caller, "stop", dossier, fee_refunded=refunded)
         return view
 
 

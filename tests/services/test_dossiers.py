@@ -626,3 +626,52 @@ async def test_fee_paid_in_one_tap_with_two_utility_bills_through_http(client: A
     assert datetime.fromisoformat(after["due_at"]) == datetime.fromisoformat(estimate.json()["due_at"])
     assert datetime.fromisoformat(after["due_at"]) > paid_at
     assert [e["action"] for e in after["timeline"]] == ["submit", "accept_fee_first", "fee_paid"]
+
+
+async def test_withdrawing_a_dossier_whose_fee_was_paid_refunds_the_wallet(
+    client: Any, procedure: str
+) -> None:
+    """DOMAIN.md: withdrawn before processing starts, the paid fee is refunded automatically — the money
+    goes back to the wallet it came from, once, and the fee's payable gives it back."""
+    from tests.factories import DEFAULT_PIN
+    from tests.wallet.helpers import fund
+
+    citizen = await make_user(client)
+    commune = await make_user(client, roles=("officer",), agency_id="PHU-XUAN")
+    await fund(client, citizen.user_id, 200_000)
+    dossier = await _submitted(client, citizen.headers)
+    accepted = await client.post(
+        f"/api/v1/officer/dossiers/{dossier['id']}/accept", json={}, headers=commune.headers
+    )
+    fee_bill = accepted.json()["fee_bill_id"]
+    paid = await client.post(
+        "/api/v1/payments",
+        json={"items": [{"bill_id": fee_bill}], "pin": DEFAULT_PIN},
+        headers={**citizen.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert paid.status_code == 201, paid.text
+    fee = paid.json()["total"]
+    wallet = (await client.get("/api/v1/me/wallet", headers=citizen.headers)).json()
+    assert wallet["balance"] == 200_000 - fee
+
+    withdrawn = await client.post(
+        f"/api/v1/me/dossiers/{dossier['id']}/withdraw",
+        json={"note": "Không cần nữa"},
+        headers=citizen.headers,
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["refund_state"] == "refunded"
+    assert [e["action"] for e in withdrawn.json()["timeline"]][-2:] == ["withdraw", "fee_refunded"]
+    wallet = (await client.get("/api/v1/me/wallet", headers=citizen.headers)).json()
+    assert wallet["balance"] == 200_000
+    bill = (await client.get(f"/api/v1/me/bills/{fee_bill}", headers=citizen.headers)).json()
+    assert bill["status"] == "refunded"
+
+    async def books() -> Any:
+        from app.wallet import ledger
+
+        db: Database = client.app.state.db
+        async with db.transaction() as session:
+            return await ledger.check_books(session)
+
+    assert (await in_app(client, books)).ok
