@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.bills.models import Bill, BillPayment, BillPaymentItem, Receipt
 from app.wallet.service import refund_to_wallet
 
-__all__ = ["Refunded", "refund_paid_bill"]
+__all__ = ["Refunded", "cancel_unpaid_bill", "refund_paid_bill"]
 
 REFUNDABLE = ("paid", "confirmed")
 
@@ -64,3 +64,16 @@ async def refund_paid_bill(
     await session.execute(update(Receipt).where(Receipt.item_id == item.id).values(status="cancelled"))
     await session.flush()
     return Refunded(payment.payer_id, payment.id, item.amount, posted.entry_id)
+
+
+async def cancel_unpaid_bill(session: AsyncSession, bill_id: uuid.UUID) -> bool:
+    """Withdraw a bill nobody has paid yet (a dossier withdrawn or stopped before its fee was paid), so it
+    can no longer be paid; returns whether it was cancelled. A payment holding the bill's row lock finishes
+    first; the bill is then paid and this changes nothing (the caller refunds instead)."""
+    result = await session.execute(
+        update(Bill)
+        .where(Bill.id == bill_id, Bill.status == "unpaid")
+        .values(status="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

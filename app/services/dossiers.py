@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bills.errors import BILLER_NOT_FOUND
 from app.bills.events import BillsPaid
-from app.bills.refunds import refund_paid_bill
+from app.bills.refunds import cancel_unpaid_bill, refund_paid_bill
 from app.bills.schemas import BillerIn, CustomerInput, SettlementAccount
 from app.bills.service import get_biller, issue_bill, put_biller
 from app.core.access import ensure_visible
@@ -280,7 +280,11 @@ def _owe_refund(session: AsyncSession, dossier: Dossier, actor: str, actor_id: u
 
 async def _refund_fee(session: AsyncSession, dossier: Dossier, why: str) -> bool:
     """A paid fee goes back to the applicant's wallet now, in this transaction (DOMAIN.md: withdrawn before
-    processing, or stopped); returns whether money moved."""
+    processing, or stopped); an unpaid fee bill is cancelled so it can no longer be paid. Returns whether
+    money moved."""
+    if dossier.fee_bill_id is not None and dossier.fee_paid_at is None:
+        await cancel_unpaid_bill(session, dossier.fee_bill_id)
+        return False
     if dossier.fee_paid_at is None or dossier.refund_state is not None or dossier.fee_bill_id is None:
         return False
     refunded = await refund_paid_bill(
@@ -563,7 +567,7 @@ async def submit(db: Database, caller: Caller, dossier_id: uuid.UUID) -> Dossier
 
 
 async def withdraw(db: Database, caller: Caller, dossier_id: uuid.UUID, reason: str | None) -> DossierOut:
-    """→ ``cancelled`` (before processing starts); a paid fee becomes a refund owed to the applicant."""
+    """→ ``cancelled`` (before processing starts); a paid fee is refunded, an unpaid fee bill cancelled."""
     async with db.transaction() as session:
         dossier = await _mine(session, caller, dossier_id, lock=True)
         _move(session, dossier, S.CANCELLED, "citizen", caller.user_id, note=reason)

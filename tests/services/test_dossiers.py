@@ -675,3 +675,17 @@ async def test_withdrawing_a_dossier_whose_fee_was_paid_refunds_the_wallet(
             return await ledger.check_books(session)
 
     assert (await in_app(client, books)).ok
+
+    unpaid = await _submitted(client, citizen.headers)
+    accepted = await client.post(
+        f"/api/v1/officer/dossiers/{unpaid['id']}/accept", json={}, headers=commune.headers
+    )
+    unpaid_fee = accepted.json()["fee_bill_id"]
+    withdraw = f"/api/v1/me/dossiers/{unpaid['id']}/withdraw"
+    assert (await client.post(withdraw, json={}, headers=citizen.headers)).status_code == 200
+    late = await client.post(
+        "/api/v1/payments",
+        json={"items": [{"bill_id": unpaid_fee}], "pin": DEFAULT_PIN},
+        headers={**citizen.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert_problem(late, 409, "bill_not_payable")
