@@ -55,11 +55,15 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+_TEAM_DATA = REPO_ROOT.parent / "shared" / "data"
+_BUNDLED_DATA = Path(__file__).resolve().parent / "data"
+SHARED_DATA = _TEAM_DATA if (_TEAM_DATA / "procedures.json").exists() else _BUNDLED_DATA
+"""The team's ``../shared/data`` when it sits beside the repository, else the copy shipped in the package
+(so ``make run`` works from a bare clone)."""
 NATIONAL_CATALOGUE_FILE = SHARED_DATA / "procedures.json"
-"""``../shared/data/procedures.json`` relative to the repository root."""
+"""``procedures.json``: the 26 national procedures."""
 HOLIDAYS_FILE = SHARED_DATA / "vn_holidays.json"
-"""``../shared/data/vn_holidays.json``: 2025–2026 as announced, 2027 as far as the law fixes it."""
+"""``vn_holidays.json``: 2025–2026 as announced, 2027 as far as the law fixes it."""
 DEFAULT_AGENCIES_FILE = "agencies.json"
 
 FeeCollection = Literal["first", "after"]
