@@ -225,6 +225,12 @@ async def _devices(session: Any, user_id: uuid.UUID, current: uuid.UUID | None) 
 # --------------------------------------------------------------------------------------- public auth
 
 
+async def _pin_state(db: Database, user_id: uuid.UUID) -> PinState:
+    async with db.read() as session:
+        state = await service.pin_status(session, user_id)
+    return PinState(is_set=state.is_set, locked_until=state.locked_until, attempts_left=state.attempts_left)
+
+
 class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["identity"]
@@ -447,11 +453,7 @@ class MeController(Controller):
     @get("/pin", operation_id="getMyPinState", summary="Payment PIN state")
     async def pin_state(self, db: NamedDependency[Database], caller: NamedDependency[Caller]) -> PinState:
         """Whether a PIN is set, whether it is locked and until when, and tries left."""
-        async with db.read() as session:
-            state = await service.pin_status(session, caller.user_id)
-        return PinState(
-            is_set=state.is_set, locked_until=state.locked_until, attempts_left=state.attempts_left
-        )
+        return await _pin_state(db, caller.user_id)
 
     @put(
         "/pin",
@@ -474,11 +476,7 @@ class MeController(Controller):
             code=data.code,
             pin=data.pin,
         )
-        async with db.read() as session:
-            state = await service.pin_status(session, caller.user_id)
-        return PinState(
-            is_set=state.is_set, locked_until=state.locked_until, attempts_left=state.attempts_left
-        )
+        return await _pin_state(db, caller.user_id)
 
     @put(
         "/password",
