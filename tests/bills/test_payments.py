@@ -462,3 +462,36 @@ async def _envelope_of(world: World, payment_id: str, biller_code: str) -> Any:
         )
     assert message is not None
     return Envelope(message.id, message.topic, message.key, message.payload, 2, message.created_at)
+
+
+async def test_two_refunds_of_one_paid_bill_at_once_move_the_money_once(world: World) -> None:
+    """The one refund path (biller refusal, dossier withdrawn or stopped) under a forced overlap: the first
+    refund holds its transaction open while the second starts; the second finds the item refunded."""
+    from app.bills.refunds import refund_paid_bill
+
+    citizen = await make_user(world.app)
+    wallet = await world.fund(citizen.user_id, 500_000)
+    bill = await world.bill("EVN_CPC_HUE", "PC03DD0123456", 120_000)
+    assert (await world.pay(citizen, [{"bill_id": str(bill)}])).status_code == 201
+    assert await world.balance(wallet) == 380_000
+    first_in = asyncio.Event()
+
+    async def refund(hold: float) -> Any:
+        async with world.db.transaction() as session:
+            done = await refund_paid_bill(
+                session, bill, reason="test", reference=f"R-{hold}", description="hoàn tiền thử"
+            )
+            first_in.set()
+            await asyncio.sleep(hold)
+            return done
+
+    async def second() -> Any:
+        await first_in.wait()
+        return await refund(0)
+
+    results = await asyncio.gather(refund(0.3), second())
+    assert sum(r is not None for r in results) == 1
+    assert await world.balance(wallet) == 500_000
+    assert await world.count(Bill, Bill.id == bill, Bill.status == "refunded") == 1
+    async with world.db.transaction() as session:
+        assert (await ledger.check_books(session)).ok
