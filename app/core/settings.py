@@ -155,6 +155,11 @@ class Settings:
     """HTTPS endpoint of the SMS gateway (JSON POST); unset outside production means the dev SMS outbox."""
     sms_gateway_token: str | None = None
     """Bearer token for the SMS gateway."""
+    bank_api_url: str | None = None
+    """Base URL of the partner bank's payout API (``app.core.bank_transfer``); unset outside production means
+    the in-process sandbox bank."""
+    bank_api_token: str | None = None
+    """Bearer token for the partner bank's payout API."""
     jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
     pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
     data_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("DATA_KEYS", _DEV_SECRETS["DATA_KEYS"]))
@@ -321,6 +326,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"SMS_GATEWAY_URL: expected an http(s) URL, got {sms_url!r}")
         values["sms_gateway_url"] = sms_url
         values["sms_gateway_token"] = env.get("SMS_GATEWAY_TOKEN") or None
+    if bank_url := env.get("BANK_API_URL"):
+        if not bank_url.startswith(("https://", "http://")):
+            raise ConfigError(f"BANK_API_URL: expected an http(s) URL, got {bank_url!r}")
+        values["bank_api_url"] = bank_url
+        values["bank_api_token"] = env.get("BANK_API_TOKEN") or None
     if "OFFICE_HOURS" in env:
         values["office_hours"] = _office_hours(env["OFFICE_HOURS"])
     for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
@@ -343,6 +353,10 @@ def _refuse_unsafe_production(settings: Settings) -> None:
             )
     if settings.sms_gateway_url is None:
         raise ConfigError("SMS_GATEWAY_URL: production needs an SMS gateway to send one-time codes")
+    if settings.bank_api_url is None:
+        raise ConfigError(
+            "BANK_API_URL: production needs the partner bank's payout API (the sandbox pays nobody)"
+        )
     if settings.is_sqlite and not settings.allow_sqlite_in_production:
         raise ConfigError(
             "DATABASE_URL: production refuses SQLite; set a PostgreSQL URL or ALLOW_SQLITE_IN_PRODUCTION=true"

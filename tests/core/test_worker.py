@@ -35,6 +35,7 @@ def test_the_worker_runs_in_process_in_development_only() -> None:
         "WEBHOOK_KEYS": f"k1:{'w' * 40}",
         "RECEIPT_KEYS": f"k1:{'r' * 40}",
         "SMS_GATEWAY_URL": "https://sms.internal/send",
+        "BANK_API_URL": "https://bank.internal",
     }
     assert load_settings(production).run_worker_in_process is False
 

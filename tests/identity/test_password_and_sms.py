@@ -89,6 +89,7 @@ def test_production_needs_an_sms_gateway() -> None:
             ("JWT_KEYS", "PIN_KEYS", "DATA_KEYS", "AUDIT_KEYS", "WEBHOOK_KEYS", "RECEIPT_KEYS"),
             f"k1:{'p' * 40}",
         ),
+        "BANK_API_URL": "https://bank.internal",
     }
     with pytest.raises(ConfigError, match="SMS_GATEWAY_URL"):
         load_settings(production)
