@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -20,6 +21,8 @@ from app.bills.connectors import load_biller_secrets
 from app.bills.gateway import BillerGateway
 from app.bills.payment_routes import payment_routes
 from app.bills.routes import bills_routes
+from app.console.routes import console_router
+from app.console.web import template_engine
 from app.core.db import Database
 from app.core.deps import core_dependencies
 from app.core.errors import exception_handlers
@@ -137,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 path="/docs/assets", directories=[SWAGGER_ASSETS], include_in_schema=False
             ),
             *_domain_routes(),
+            console_router(),
             *_development_routes(settings),
         ],
         state=State(
@@ -154,6 +158,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(_version()),
         lifespan=[lifespan, inbox_lifespan],
+        template_config=TemplateConfig(instance=template_engine()),
         request_max_body_size=settings.max_json_body_bytes,
         debug=False,
     )
