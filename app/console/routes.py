@@ -562,6 +562,7 @@ def console_router() -> Router:
         route_handlers=[SignInController, OfficerPages, AdminPages, _static()],
         middleware=[ConsoleSessionMiddleware()],
         guards=[csrf_guard],
+        opt={"media_types": ("application/x-www-form-urlencoded", "multipart/form-data")},
         exception_handlers=console_exception_handlers(),
         include_in_schema=False,
     )
