@@ -14,10 +14,10 @@ _PALETTE = ("#1f5f8b", "#2e8b57", "#b8860b", "#8b3a62", "#4b6b2f", "#6a5acd", "#
 
 
 def bar_chart(
-    title: str, bars: Sequence[tuple[str, int]], *, unit: str = "", chart_id: str = "chart", width: int = 560
+    title: str, bars: Sequence[tuple[str, int]], *, unit: str = "", chart_id: str = "chart", width: int = 680
 ) -> Markup:
     """A horizontal bar chart of ``(label, value)``; values are non-negative integers."""
-    row, label_w, gap = 28, 200, 6
+    row, label_w, gap = 28, 290, 6
     height = max(1, len(bars)) * row + 10
     top = max((v for _, v in bars), default=0) or 1
     bar_space = width - label_w - 110

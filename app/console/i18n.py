@@ -52,6 +52,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "open": ("Mở", "Open"),
     "dossier": ("Hồ sơ", "Dossier"),
     "documents": ("Giấy tờ", "Documents"),
+    "purpose": ("Loại", "Kind"),
     "timeline": ("Quá trình xử lý", "Timeline"),
     "download": ("Tải về", "Download"),
     "fee": ("Phí, lệ phí", "Fee"),

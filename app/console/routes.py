@@ -194,15 +194,24 @@ class OfficerPages(Controller):
         status = DossierStatus(found.status) if found.status in DossierStatus.__members__.values() else None
         actions: list[str] = []
         if status is not None and caller.has_role("officer"):
+            # The buttons follow the workflow's table of moves an officer may take from this status; the
+            # service checks again when one is pressed.
             targets = set(allowed_targets(status, "officer", _fee_due(found.fee_collection)))
-            if status == DossierStatus.RECEIVING:
-                actions += ["accept", "deny"]
-            if status == DossierStatus.NEW:
-                actions += ["process", "transfer"]
-            if status == DossierStatus.PROCESSING:
-                actions += ["transfer", "request_supplement"]
-                if found.fee_collection not in ("first", "exempt"):
-                    actions.append("set_fee")
+            if targets & {DossierStatus.NEW, DossierStatus.PAYING} and status == DossierStatus.RECEIVING:
+                actions.append("accept")
+            if DossierStatus.DENIED in targets:
+                actions.append("deny")
+            if DossierStatus.PROCESSING in targets and status == DossierStatus.NEW:
+                actions.append("process")
+            if status in (DossierStatus.NEW, DossierStatus.PROCESSING):
+                actions.append("transfer")  # liên thông: from new or processing (dossiers.transfer)
+            if DossierStatus.WAITING in targets:
+                actions.append("request_supplement")
+            if status == DossierStatus.PROCESSING and found.fee_collection not in ("first", "exempt"):
+                actions.append(
+                    "set_fee"
+                )  # dossiers.set_fee_after: while processing, never on a fee charged first
+            if DossierStatus.RELEASING in targets:
                 actions.append("approve")
             if DossierStatus.UNRESOLVED in targets:
                 actions.append("stop")

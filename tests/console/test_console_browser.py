@@ -35,7 +35,9 @@ from app.core.settings import load_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "console"
-RESULT_PDF = b"%PDF-1.4\n% Giay khai sinh (ket qua) - test\n1 0 obj<</Type/Catalog>>endobj\ntrailer<<>>\n%%EOF\n"
+RESULT_PDF = (
+    b"%PDF-1.4\n% Giay khai sinh (ket qua) - test\n1 0 obj<</Type/Catalog>>endobj\ntrailer<<>>\n%%EOF\n"
+)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -145,7 +147,9 @@ def browser(server: Server) -> Iterator[Any]:
 
 def _sign_in(browser: Any, server: Server, who: str) -> Any:
     person = server.creds[who]
-    context = browser.new_context(base_url=server.base, viewport={"width": 1280, "height": 900}, locale="vi-VN")
+    context = browser.new_context(
+        base_url=server.base, viewport={"width": 1280, "height": 900}, locale="vi-VN"
+    )
     page = context.new_page()
     page.goto("/console/")
     assert "/console/sign-in" in page.url, "an anonymous visitor is sent to the sign-in page"
@@ -225,9 +229,11 @@ def test_an_officer_cannot_open_admin_pages(browser: Any, server: Server) -> Non
 
 def test_a_forged_post_without_the_csrf_token_is_refused(browser: Any, server: Server) -> None:
     page = _sign_in(browser, server, "officer")
-    dossier_url = page.locator("#queue-table a").first.get_attribute("href") if page.locator(
-        "#queue-table a"
-    ).count() else None
+    dossier_url = (
+        page.locator("#queue-table a").first.get_attribute("href")
+        if page.locator("#queue-table a").count()
+        else None
+    )
     assert dossier_url is not None
     page.goto(dossier_url)
     before = page.locator("#dossier-status").get_attribute("data-status")
