@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck spec bench migrate seed worker clean
+.PHONY: run test install chromium lint typecheck spec bench migrate seed worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+## chromium: Debian's browser for the console's browser tests (Playwright drives /usr/bin/chromium; it never
+## downloads a browser of its own). Installed with apt-get when missing and possible; otherwise those tests
+## are skipped and say why.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the console's browser tests"; \
+	    (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
+	      || echo "could not install chromium: the console's browser tests will be skipped"; \
+	  else \
+	    echo "no /usr/bin/chromium and no root apt-get: the console's browser tests will be skipped"; \
+	  fi; }
 
 ## make run: install, migrate the embedded SQLite database, seed demo data, serve on :8000 with the jobs in-process
 run: $(STAMP)
@@ -21,7 +34,7 @@ run: $(STAMP)
 	$(BIN)/hue serve
 
 ## make test: the whole suite, on SQLite and (when reachable) on PostgreSQL + Redis
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/pytest
 
 lint: $(STAMP)
