@@ -20,6 +20,7 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 
 from app.console.charts import bar_chart
+from app.console.desk_pages import MerchantPages, ReconPages
 from app.console.i18n import error_text, translator
 from app.console.session import ConsoleSession
 from app.console.web import (
@@ -568,7 +569,7 @@ def console_router() -> Router:
     """Everything under ``/console``."""
     return Router(
         path=BASE,
-        route_handlers=[SignInController, OfficerPages, AdminPages, _static()],
+        route_handlers=[SignInController, OfficerPages, AdminPages, ReconPages, MerchantPages, _static()],
         middleware=[ConsoleSessionMiddleware()],
         guards=[csrf_guard],
         opt={"media_types": ("application/x-www-form-urlencoded", "multipart/form-data")},

@@ -8,7 +8,6 @@ Authorization is the API's: the signed-in guard puts the console caller where
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -212,22 +211,14 @@ def _nav(caller: Caller | None) -> list[dict[str, Any]]:
             {"href": f"{BASE}/admin/{slug}", "key": key}
             for slug, key in (("users", "users"), ("outbox", "outbox"), ("audit", "audit"))
         )
-        items.extend(extra_admin_nav())
+        from app.console.desks import merchant_desk, recon_desk
+
+        duties = caller.duties
+        if recon_desk() is not None and duties & {"finance", "superadmin"}:
+            items.append({"href": f"{BASE}/admin/recon", "key": "reconciliation"})
+        if merchant_desk() is not None and duties & {"support", "superadmin"}:
+            items.append({"href": f"{BASE}/admin/merchants", "key": "merchants"})
     return items
-
-
-_EXTRA_NAV: list[tuple[str, str]] = []
-"""Admin pages added by other modules at merge, e.g.
-``register_admin_nav("/console/admin/recon", "reconciliation")``."""
-
-
-def register_admin_nav(href: str, key: str) -> None:
-    if (href, key) not in _EXTRA_NAV:
-        _EXTRA_NAV.append((href, key))
-
-
-def extra_admin_nav() -> Iterable[dict[str, Any]]:
-    return [{"href": href, "key": key} for href, key in _EXTRA_NAV]
 
 
 def page(

@@ -182,5 +182,13 @@ def test_every_word_the_templates_use_exists_in_both_languages() -> None:
         used |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_]+)["']\s*\)""", template.read_text()))
     used |= {"f_" + f for f in ("all", "receiving", "new", "processing", "waiting", "due_soon", "overdue")}
     used |= {"accept", "deny", "process", "transfer", "request_supplement", "set_fee", "approve", "stop"}
+    used |= {"x_" + s for s in ("open", "proposed", "resolved", "closed", "all")}
+    used |= {p + s for p in ("m_", "m_do_") for s in ("pending", "approved", "rejected", "suspended")} - {
+        "m_do_pending",
+        "m_do_approved",
+        "m_do_rejected",
+        "m_do_suspended",
+    }
+    used |= {"m_do_" + a for a in ("approve", "reject", "suspend", "reinstate")}
     missing = sorted(k for k in used if k not in WORDS or not all(WORDS[k]))
     assert not missing, missing
