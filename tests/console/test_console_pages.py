@@ -159,6 +159,21 @@ async def test_access_is_the_apis_and_ends_with_the_account(
     assert 'id="form-accept"' in page.text
     assert (await desk.get("/console/admin")).status_code == 403
     assert (await desk.post(f"{url}/deny", {"reason": "x"}, token=False)).status_code == 403
+    assert (await desk.get("/console/officer/verify")).status_code == 200
+    unknown = await desk.post(
+        "/console/officer/verify",
+        {
+            "phone": "0905999999",
+            "cccd": "046090000123",
+            "full_name": "Lê Thị Hoa",
+            "date_of_birth": "1990-01-02",
+        },
+    )
+    assert unknown.status_code in (404, 422), "the identity service's answer, shown on the form"
+    assert 'id="v-phone"' in unknown.text
+    assert (await support_desk.get("/console/officer/verify")).status_code == 403, (
+        "desk verification: officers"
+    )
     accepted = await desk.post(f"{url}/accept", {"note": "Đủ giấy tờ"})
     assert accepted.status_code == 303
     assert 'data-status="new"' in (await desk.get(url)).text
