@@ -8,7 +8,9 @@ names (see :mod:`app.console.web`). Form posts are protected by the CSRF guard i
 
 from __future__ import annotations
 
+import importlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -40,7 +42,7 @@ from app.core.audit import client_address
 from app.core.db import Database
 from app.core.errors import AppError
 from app.core.ratelimit import rate_limit
-from app.core.security import require_duty, require_roles
+from app.core.security import Caller, require_duty, require_roles
 from app.core.settings import Settings
 from app.identity.tokens import DeviceInfo
 
@@ -300,8 +302,8 @@ class OfficerPages(Controller):
                 await dossiers.approve(db, settings, file_store(settings), caller, dossier_id, checked, note)
             elif action == "stop":
                 await dossiers.stop(db, caller, dossier_id, _required(reason, state))
-            elif action == "return-result" and (deliver := _return_result()) is not None:
-                await deliver(db, caller, dossier_id, await _field(request, "channel") or "desk", note)
+            elif action == "return-result" and (hand_over := _return_result()) is not None:
+                await hand_over(db, caller, dossier_id)
             else:
                 return redirect(here)
         except AppError as exc:
@@ -354,12 +356,23 @@ def _fee_due(collection: str | None) -> Any:
     return collection if collection in ("first", "after") else None
 
 
-def _return_result() -> Any:
-    """The results module's ``return_result(db, caller, dossier_id, channel, note)`` once it is merged
-    (``releasing`` → ``done``); ``None`` until then."""
-    from app.services import dossiers
+def _return_result() -> Callable[[Database, Caller, uuid.UUID], Awaitable[Any]] | None:
+    """Handing the result over at the desk (``releasing`` → ``done``): the results module's
+    ``app.services.results.mark_collected(session, caller, dossier_id)`` once it is merged; ``None`` until
+    then (the button shows, disabled, with a note)."""
+    try:
+        results = importlib.import_module("app.services.results")
+    except ModuleNotFoundError:
+        return None
+    collect = getattr(results, "mark_collected", None)
+    if collect is None:
+        return None
 
-    return getattr(dossiers, "return_result", None)
+    async def hand_over(db: Database, caller: Caller, dossier_id: uuid.UUID) -> Any:
+        async with db.transaction() as session:
+            return await collect(session, caller, dossier_id)
+
+    return hand_over
 
 
 def _missing(name: str) -> AppError:
