@@ -234,7 +234,7 @@ def page(
         csrf_token=state.csrf,
         caller=caller,
         nav=_nav(caller),
-        flashes=state.take_flashes(),
+        flashes=[] if request.headers.get("hx-request") else state.take_flashes(),
         path=request.url.path,
         base=BASE,
     )

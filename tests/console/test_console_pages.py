@@ -177,6 +177,20 @@ async def test_access_is_the_apis_and_ends_with_the_account(
     accepted = await desk.post(f"{url}/accept", {"note": "Đủ giấy tờ"})
     assert accepted.status_code == 303
     assert 'data-status="new"' in (await desk.get(url)).text
+    await desk.post(f"{url}/transfer", {"note": ""})
+    refused = await desk.get(url)
+    assert '<p class="flash error">' in refused.text, "the service's refusal is shown (no next agency)"
+    assert 'data-status="new"' in refused.text
+    await desk.post(f"{url}/process", {})
+    await desk.post(f"{url}/request-supplement", {"reason": "Thiếu bản sao CCCD của người đi khai"})
+    waiting = await desk.get(url)
+    assert 'data-status="waiting"' in waiting.text
+    assert "Thiếu bản sao CCCD" in waiting.text
+    assert 'id="form-stop"' in waiting.text
+    await desk.post(f"{url}/stop", {"reason": ""})
+    assert 'data-status="waiting"' in (await desk.get(url)).text, "stopping needs a reason"
+    await desk.post(f"{url}/stop", {"reason": "Không đủ điều kiện"})
+    assert 'data-status="unresolved"' in (await desk.get(url)).text
 
     # Support locks the officer's account: the officer's console session ends on the next request.
     await support_desk.get(f"/console/admin/users?q={officer.user_id}")
