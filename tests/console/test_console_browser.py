@@ -298,14 +298,14 @@ def test_an_admin_signs_in_and_the_dashboard_renders_its_charts(browser: Any, se
     page.get_by_label("Phone number or account id").fill(server.creds["citizen"]["phone"])
     page.get_by_label("Phone number or account id").press("Enter")
     page.wait_for_load_state()
-    assert page.locator("#account-status").inner_text() == "active"
+    assert page.locator("#account-status").get_attribute("data-status") == "active"
     page.locator("#do-lock").click()
     page.wait_for_load_state()
-    assert page.locator("#account-status").inner_text() == "locked"
+    assert page.locator("#account-status").get_attribute("data-status") == "locked"
     _shot(page, "admin-user-locked")
     page.locator("#do-unlock").click()
     page.wait_for_load_state()
-    assert page.locator("#account-status").inner_text() == "active"
+    assert page.locator("#account-status").get_attribute("data-status") == "active"
 
     # Dead letters: one is waiting; retry puts it back in the queue.
     page.get_by_role("link", name="Dead letters").click()

@@ -196,7 +196,7 @@ async def test_access_is_the_apis_and_ends_with_the_account(
     await support_desk.get(f"/console/admin/users?q={officer.user_id}")
     locked = await support_desk.post(f"/console/admin/users/{officer.user_id}/lock", {})
     assert locked.status_code == 303
-    assert "locked" in (await support_desk.get(f"/console/admin/users?q={officer.phone}")).text
+    assert 'data-status="locked"' in (await support_desk.get(f"/console/admin/users?q={officer.phone}")).text
     ended = await desk.get(url)
     assert ended.status_code == 303
     assert ended.headers["location"].startswith("/console/sign-in")
@@ -211,6 +211,7 @@ def test_every_word_the_templates_use_exists_in_both_languages() -> None:
         used |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_]+)["']\s*\)""", template.read_text()))
     used |= {"f_" + f for f in ("all", "receiving", "new", "processing", "waiting", "due_soon", "overdue")}
     used |= {"accept", "deny", "process", "transfer", "request_supplement", "set_fee", "approve", "stop"}
+    used |= {"u_" + s for s in ("active", "locked", "closed")}
     used |= {"x_" + s for s in ("open", "proposed", "resolved", "closed", "all")}
     used |= {p + s for p in ("m_", "m_do_") for s in ("pending", "approved", "rejected", "suspended")} - {
         "m_do_pending",
