@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import TimestampedBase
 
-__all__ = ["SETTLEMENT_STATUSES", "Settlement"]
+__all__ = ["SETTLEMENT_STATUSES", "Settlement", "SettlementItem"]
 
 SETTLEMENT_STATUSES = ("no_payout", "sending", "unknown", "pending", "succeeded", "failed")
 
@@ -66,3 +66,19 @@ class Settlement(TimestampedBase):
     """The remittance file (UTF-8 CSV): one line per bill paid or refunded, hold and carried amount."""
     sent_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class SettlementItem(TimestampedBase):
+    """A movement (a bill paid, a refund) included in a settlement: each one in exactly one settlement, so a
+    movement committed late (after its day was settled) is paid with the next day's."""
+
+    __tablename__ = "settlement_items"
+    __table_args__ = (UniqueConstraint("source_kind", "source_id", name="uq_settlement_items_source"),)
+
+    settlement_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("settlements.id", ondelete="CASCADE"), index=True
+    )
+    source_kind: Mapped[str] = mapped_column(String(16))
+    """``bill_payment`` (a payment item) or ``refund`` (a bill item refund)."""
+    source_id: Mapped[uuid.UUID]
+    amount: Mapped[int] = mapped_column(BigInteger)

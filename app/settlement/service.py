@@ -4,8 +4,10 @@ agency's public-service fees and charges to its State Treasury account.
 One settlement per payable account and business day (Asia/Ho_Chi_Minh), unique, so a second run of the
 same day (another worker, a restart) settles nothing twice. For day D and one payable account:
 
-- ``collected``: the day's movements of the account from bills (each bill paid, each refund), i.e. the
-  ledger's postings of the account in D other than payouts;
+- ``collected``: the account's movements from bills (each bill paid, each refund) up to the end of D that
+  no settlement has included yet (``settlement_items``, unique per movement): the day's own, plus any
+  committed late after an earlier day was settled; when nothing is late, exactly the ledger's postings of
+  the account in D other than payouts;
 - ``held``: complaint holds still open at the cut-off that no settlement has withheld yet (minus), and holds
   withheld earlier and released since (plus) (:mod:`app.wallet.payout_holds`);
 - ``carried``: the amounts of earlier days not paid (a net debt left by refunds, a failed payout);
@@ -52,7 +54,7 @@ from app.core.bank_transfer import (
 )
 from app.core.db import Database, utcnow
 from app.services.fee_remittance import fee_remittance_info
-from app.settlement.models import Settlement
+from app.settlement.models import Settlement, SettlementItem
 from app.wallet import ledger
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from app.wallet.models import LedgerEntry, LedgerPosting
@@ -75,6 +77,8 @@ __all__ = [
 
 log = structlog.get_logger("app.settlement")
 
+LOOKBACK_DAYS = 35
+"""How far back the first settlement of an account looks for movements."""
 PAYOUT_KINDS = ("settlement_payout", "settlement_reversal")
 """Journal entry kinds of payouts: not part of a day's collected movements."""
 _OPEN = ("sending", "unknown", "pending")
@@ -195,13 +199,25 @@ def _csv(kind: str, lines: Sequence[_Line], total: int) -> str:
 async def _prepare(
     session: AsyncSession, payee: Payee, day: date
 ) -> tuple[Settlement, TransferOrder | None] | None:
-    start, end = day_window(day)
+    _start, end = day_window(day)
     exists = await session.scalar(
         select(Settlement.id).where(Settlement.account_id == payee.account_id, Settlement.business_day == day)
     )
     if exists is not None:
         return None
-    moves = await payable_movements(session, payee.account_id, start, end)
+    last_day = await session.scalar(
+        select(func.max(Settlement.business_day)).where(Settlement.account_id == payee.account_id)
+    )
+    # Scan from the day before the last settled one (movements committed late), or a month back at first.
+    since = day_window(last_day - timedelta(days=1))[0] if last_day else end - timedelta(days=LOOKBACK_DAYS)
+    candidates = await payable_movements(session, payee.account_id, since, end)
+    settled: set[uuid.UUID] = set()
+    for chunk_start in range(0, len(candidates), 500):
+        chunk = [m.source_id for m in candidates[chunk_start : chunk_start + 500]]
+        settled.update(
+            await session.scalars(select(SettlementItem.source_id).where(SettlementItem.source_id.in_(chunk)))
+        )
+    moves = [m for m in candidates if m.source_id not in settled]
     lines = await _bill_lines(session, payee, moves)
     withheld = await holds_to_withhold(session, payee.account_id, end)
     returned = await holds_to_return(session, payee.account_id, end)
@@ -256,6 +272,13 @@ async def _prepare(
         file_csv=_csv(payee.kind, lines, amount),
     )
     session.add(settlement)
+    await session.flush()
+    session.add_all(
+        SettlementItem(
+            settlement_id=settlement.id, source_kind=m.kind, source_id=m.source_id, amount=m.amount
+        )
+        for m in moves
+    )
     await session.flush()
     order = None
     if amount > 0:

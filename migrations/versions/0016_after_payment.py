@@ -217,10 +217,27 @@ def upgrade() -> None:
         sa.UniqueConstraint("account_id", "business_day", name="uq_settlements_account_day"),
     )
     op.create_index(op.f("ix_settlements_payee_code"), "settlements", ["payee_code"])
+    op.create_table(
+        "settlement_items",
+        *_base("settlement_items"),
+        sa.Column("settlement_id", sa.Uuid(), nullable=False),
+        sa.Column("source_kind", sa.String(16), nullable=False),
+        sa.Column("source_id", sa.Uuid(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["settlement_id"],
+            ["settlements.id"],
+            name=op.f("fk_settlement_items_settlement_id_settlements"),
+            ondelete="CASCADE",
+        ),
+        sa.UniqueConstraint("source_kind", "source_id", name="uq_settlement_items_source"),
+    )
+    op.create_index(op.f("ix_settlement_items_settlement_id"), "settlement_items", ["settlement_id"])
 
 
 def downgrade() -> None:
     for table in (
+        "settlement_items",
         "settlements",
         "complaint_events",
         "complaints",
