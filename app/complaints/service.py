@@ -352,20 +352,21 @@ async def escalate_overdue(db: Database, now: datetime | None = None) -> int:
         )
     done = 0
     for complaint_id in ids:
+        at = utcnow()
         async with db.transaction() as session:
             claimed = await session.execute(
                 update(Complaint)
                 .where(
                     Complaint.id == complaint_id, Complaint.escalated_at.is_(None), Complaint.status.in_(OPEN)
                 )
-                .values(escalated_at=moment, updated_at=moment)
+                .values(escalated_at=at, updated_at=at)
                 .execution_options(synchronize_session=False)
             )
             if not claimed.rowcount:  # type: ignore[attr-defined]
                 continue
             complaint = await session.get(Complaint, complaint_id)
             assert complaint is not None
-            _event(session, complaint, "escalated", complaint.status, None, "SLA overdue", moment)
+            _event(session, complaint, "escalated", complaint.status, None, "SLA overdue", at)
             await _notify(
                 session,
                 complaint,
