@@ -48,7 +48,9 @@ class World:
         async with self.db.read() as session:
             return (await ledger.balance(session, account_id)).balance
 
-    async def bill(self, biller: str, code: str, amount: int, *, due: date | None = None, period: str = "") -> uuid.UUID:
+    async def bill(
+        self, biller: str, code: str, amount: int, *, due: date | None = None, period: str = ""
+    ) -> uuid.UUID:
         async with self.db.transaction() as session:
             bill = await service.issue_bill(
                 session,

@@ -27,7 +27,9 @@ CODE = "PC03DD0123456"
 async def _saved_code(world: World, user_id: uuid.UUID) -> uuid.UUID:
     async with world.db.transaction() as session:
         biller_id = await session.scalar(select(Biller.id).where(Biller.code == "EVN_CPC_HUE"))
-        saved = SavedCustomerCode(user_id=user_id, biller_id=biller_id, customer_code=CODE, nickname="Điện nhà")
+        saved = SavedCustomerCode(
+            user_id=user_id, biller_id=biller_id, customer_code=CODE, nickname="Điện nhà"
+        )
         session.add(saved)
         await session.flush()
         return saved.id
@@ -63,7 +65,9 @@ async def test_two_workers_on_the_same_day_pay_each_bill_once(world: World) -> N
     stranger = await make_user(world.app)
     await world.fund(stranger.user_id, 10_000)
     assert_problem(
-        await world.post(MANDATES, stranger, {**body, "saved_code_id": str(saved_id)}), 404, "saved_code_not_found"
+        await world.post(MANDATES, stranger, {**body, "saved_code_id": str(saved_id)}),
+        404,
+        "saved_code_not_found",
     )
 
     today = local_today()
@@ -80,7 +84,9 @@ async def test_two_workers_on_the_same_day_pay_each_bill_once(world: World) -> N
         first_in.set()
         await asyncio.sleep(0.4)
 
-    worker_a = asyncio.create_task(autopay.run_autopay(world.db, world.settings.receipt_keys, today, pause=hold))
+    worker_a = asyncio.create_task(
+        autopay.run_autopay(world.db, world.settings.receipt_keys, today, pause=hold)
+    )
     await asyncio.wait_for(first_in.wait(), timeout=10)
     worker_b = asyncio.create_task(autopay.run_autopay(world.db, world.settings.receipt_keys, today))
     report_a, report_b = await asyncio.gather(worker_a, worker_b)
@@ -90,12 +96,24 @@ async def test_two_workers_on_the_same_day_pay_each_bill_once(world: World) -> N
     assert report_b.claimed_elsewhere, "the second worker must have met the first one's claim"
     assert await world.balance(wallet) == 2_000_000 - 500_000
     async with world.db.read() as session:
-        payments = list(await session.scalars(select(BillPayment).where(BillPayment.payer_id == citizen.user_id)))
+        payments = list(
+            await session.scalars(select(BillPayment).where(BillPayment.payer_id == citizen.user_id))
+        )
         assert len(payments) == 2
         assert {p.mandate_id for p in payments} == {mandate_id}
-        entries = list(await session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_([p.entry_id for p in payments]))))
+        entries = list(
+            await session.scalars(
+                select(LedgerEntry).where(LedgerEntry.id.in_([p.entry_id for p in payments]))
+            )
+        )
         assert {e.details["authority"] for e in entries} == {f"mandate:{mandate_id}"}
-        statuses = dict((await session.execute(select(Bill.id, Bill.status).where(Bill.id.in_([due_in_2, due_in_1, too_big, later])))).all())
+        statuses = dict(
+            (
+                await session.execute(
+                    select(Bill.id, Bill.status).where(Bill.id.in_([due_in_2, due_in_1, too_big, later]))
+                )
+            ).all()
+        )
     assert statuses == {due_in_2: "paid", due_in_1: "paid", too_big: "unpaid", later: "unpaid"}
     # The bill above the maximum was announced once, although both workers saw it
     failures = await _notes(world, citizen.user_id, "bills.autopay_failed")
@@ -104,7 +122,8 @@ async def test_two_workers_on_the_same_day_pay_each_bill_once(world: World) -> N
 
     # A third run the same day changes nothing
     report = await autopay.run_autopay(world.db, world.settings.receipt_keys, today)
-    assert report.paid == [] and report.failed == []
+    assert report.paid == []
+    assert report.failed == []
     assert await world.balance(wallet) == 1_500_000
 
     # Reminders: each unpaid bill due within the window once, however often the job runs
@@ -116,8 +135,11 @@ async def test_two_workers_on_the_same_day_pay_each_bill_once(world: World) -> N
 
     # Cancelling stops the mandate: a later bill due now is not paid
     cancelled = await world.post(f"{MANDATES}/{mandate_id}/cancel", citizen, None)
-    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    assert_problem(await world.post(f"{MANDATES}/{mandate_id}/cancel", stranger, None), 404, "mandate_not_found")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert_problem(
+        await world.post(f"{MANDATES}/{mandate_id}/cancel", stranger, None), 404, "mandate_not_found"
+    )
     report = await autopay.run_autopay(world.db, world.settings.receipt_keys, today + timedelta(days=20))
     assert report.paid == []
     async with world.db.read() as session:
