@@ -24,11 +24,11 @@ MANDATES = "/api/v1/me/autopay-mandates"
 CODE = "PC03DD0123456"
 
 
-async def _saved_code(world: World, user_id: uuid.UUID) -> uuid.UUID:
+async def _saved_code(world: World, user_id: uuid.UUID, code: str = CODE) -> uuid.UUID:
     async with world.db.transaction() as session:
         biller_id = await session.scalar(select(Biller.id).where(Biller.code == "EVN_CPC_HUE"))
         saved = SavedCustomerCode(
-            user_id=user_id, biller_id=biller_id, customer_code=CODE, nickname="Điện nhà"
+            user_id=user_id, biller_id=biller_id, customer_code=code, nickname="Điện nhà"
         )
         session.add(saved)
         await session.flush()
@@ -132,6 +132,19 @@ async def test_two_workers_on_the_same_day_pay_each_bill_once(world: World) -> N
     reminders = await _notes(world, citizen.user_id, "bills.due_soon")
     assert len(reminders) == 2
     assert all("tự động thanh toán" in text for text in reminders)
+
+    # A mandate whose wallet cannot cover the bill: the citizen is told once, nothing moves
+    poor_code = await _saved_code(world, stranger.user_id, "PC03HH0765432")
+    poor = await world.post(
+        MANDATES, stranger, {"saved_code_id": str(poor_code), "max_amount": 500_000, "pin": DEFAULT_PIN}
+    )
+    assert poor.status_code == 201, poor.text
+    await world.bill("EVN_CPC_HUE", "PC03HH0765432", 90_000, due=today + timedelta(days=1))
+    for _ in range(2):
+        await autopay.run_autopay(world.db, world.settings.receipt_keys, today)
+    short = await _notes(world, stranger.user_id, "bills.autopay_failed")
+    assert len(short) == 1
+    assert "số dư ví không đủ" in short[0]
 
     # Cancelling stops the mandate: a later bill due now is not paid
     cancelled = await world.post(f"{MANDATES}/{mandate_id}/cancel", citizen, None)
