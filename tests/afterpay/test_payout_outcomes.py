@@ -52,9 +52,12 @@ async def test_unknown_outcomes_are_asked_later_and_a_failure_is_carried(world: 
     # Then the resolver asks the bank: EVN succeeded, HUEWACO failed and is reversed; nothing was resent
     await settlement.resolve_payouts(world.db, bank)
     evn, water = await _settlement(world, "EVN_CPC_HUE", today), await _settlement(world, "HUEWACO", today)
-    assert evn.status == "succeeded" and evn.bank_reference
-    assert water.status == "failed" and water.reversal_entry_id is not None
-    assert bank.send_calls == 2 and len(bank.transfers) == 2
+    assert evn.status == "succeeded"
+    assert evn.bank_reference
+    assert water.status == "failed"
+    assert water.reversal_entry_id is not None
+    assert bank.send_calls == 2
+    assert len(bank.transfers) == 2
     assert await world.balance(water.account_id) == 90_000  # the money is owed again
     async with world.db.read() as session:
         assert (await ledger.check_books(session)).ok
@@ -71,4 +74,7 @@ async def test_unknown_outcomes_are_asked_later_and_a_failure_is_carried(world: 
     assert "carried" in carried.file_csv
     assert await world.balance(water.account_id) == 0
     assert bank.succeeded_total() == 300_000
-    assert {r.status for _o, r in bank.transfers.values()} == {TransferStatus.SUCCEEDED, TransferStatus.FAILED}
+    assert {r.status for _o, r in bank.transfers.values()} == {
+        TransferStatus.SUCCEEDED,
+        TransferStatus.FAILED,
+    }
