@@ -31,7 +31,7 @@ import csv
 import io
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -318,9 +318,15 @@ async def _prepare(
 
 
 async def settle_day(
-    db: Database, bank: BankTransfers, day: date, *, kinds: Sequence[str] = ("biller", "treasury")
+    db: Database,
+    bank: BankTransfers,
+    day: date,
+    *,
+    kinds: Sequence[str] = ("biller", "treasury"),
+    pause: Callable[[str], Awaitable[None]] | None = None,
 ) -> list[uuid.UUID]:
-    """Settle every payee of ``kinds`` for the local day ``day``; returns the settlements created."""
+    """Settle every payee of ``kinds`` for the local day ``day``; returns the settlements created.
+    ``pause(payee code)`` (tests) runs inside each settlement's transaction, before its commit."""
     async with db.transaction() as session:
         targets = [p for p in await payees(session) if p.kind in kinds]
     created: list[uuid.UUID] = []
@@ -328,6 +334,8 @@ async def settle_day(
         try:
             async with db.transaction() as session:
                 prepared = await _prepare(session, payee, day)
+                if prepared is not None and pause is not None:
+                    await pause(payee.code)
         except IntegrityError:  # another worker settled this account and day first
             continue
         if prepared is None:

@@ -3,6 +3,7 @@ payout is reversed in the books and carried to the next day's settlement."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -78,3 +79,37 @@ async def test_unknown_outcomes_are_asked_later_and_a_failure_is_carried(world: 
         TransferStatus.SUCCEEDED,
         TransferStatus.FAILED,
     }
+
+
+async def test_two_workers_settling_the_same_day_pay_each_biller_once(world: World) -> None:
+    # Given a day with bills paid to two billers
+    citizen = await make_user(world.app)
+    await world.fund(citizen.user_id, 1_000_000)
+    bills = [
+        await world.bill("EVN_CPC_HUE", "PC03DD0123456", 210_000),
+        await world.bill("HUEWACO", "0104567821", 90_000),
+    ]
+    assert (await world.pay(citizen, bills)).status_code == 201
+    bank = SandboxBank()
+    today = local_today()
+
+    # When two workers settle it, the second starting while the first holds an uncommitted settlement
+    inside = asyncio.Event()
+
+    async def hold(_payee: str) -> None:
+        inside.set()
+        await asyncio.sleep(0.4)
+
+    first = asyncio.create_task(settlement.settle_day(world.db, bank, today, kinds=("biller",), pause=hold))
+    await asyncio.wait_for(inside.wait(), timeout=10)
+    second = asyncio.create_task(settlement.settle_day(world.db, bank, today, kinds=("biller",)))
+    created_first, created_second = await asyncio.gather(first, second)
+
+    # Then each biller was paid once, by one settlement
+    assert len(created_first) + len(created_second) == 2
+    assert sorted(o.amount for o, _r in bank.transfers.values()) == [90_000, 210_000]
+    assert bank.send_calls == 2
+    async with world.db.read() as session:
+        assert (await ledger.check_books(session)).ok
+    for code in ("EVN_CPC_HUE", "HUEWACO"):
+        assert await world.balance((await _settlement(world, code, today)).account_id) == 0
