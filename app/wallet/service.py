@@ -181,6 +181,7 @@ async def pay_from_wallet(
         amount=amount,
         limit_exempt=limit_exempt,
         session_id=session_id,
+        device_check=authority is None,
     )
     entry = Entry(
         kind=kind,
