@@ -530,7 +530,7 @@ async def refund_transfer(
         )
     receiver = await wallet_account_id(session, facts.recipient_id, create=True)
     sender = await wallet_account_id(session, facts.payer_id, create=True)
-    return await ledger.post(
+    posted = await ledger.post(
         session,
         Entry(
             kind="transfer_refund",
@@ -540,3 +540,16 @@ async def refund_transfer(
             metadata={"transfer_id": str(transfer_id), "reason": reason, "authority": authority},
         ),
     )
+    money = f"{amount:,}".replace(",", ".")
+    await post_notification(
+        session,
+        facts.recipient_id,
+        "wallet.transfer_refunded",
+        "Hoàn trả tiền chuyển khoản",
+        f"{money} đồng của một khoản chuyển khoản bạn đã nhận được hoàn lại cho người gửi theo kết quả xử lý "
+        "khiếu nại.",
+        title_en="Transfer returned",
+        body_en=f"{amount:,} VND of a transfer you received was returned to its sender after a complaint.",
+        data={"transfer_id": str(transfer_id)},
+    )
+    return posted

@@ -281,3 +281,12 @@ async def test_a_transfer_complaint_takes_back_only_what_the_receiver_still_has(
             select(PayoutHold).where(PayoutHold.reference == f"complaint:{complaint_id}")
         )
     assert holds is None  # a citizen's wallet is never settled: nothing to hold
+    async with world.db.read() as session:
+        told = await session.scalar(
+            select(InboxNotification.body_en).where(
+                InboxNotification.user_id == binh.user_id,
+                InboxNotification.kind == "wallet.transfer_refunded",
+            )
+        )
+    assert told is not None
+    assert "50,000 VND" in told
