@@ -57,10 +57,13 @@ class MetricsController(PrometheusController):
 def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
     from app.admin.routes import admin_routes
+    from app.bills.autopay_routes import autopay_routes
+    from app.complaints.routes import complaint_routes
     from app.core.audit_routes import AuditController
     from app.identity.inbox_routes import InboxController
     from app.services.dossier_routes import dossier_routes
     from app.services.routes import services_routes
+    from app.settlement.routes import settlement_routes
     from app.wallet.routes import wallet_routes
 
     return [
@@ -70,6 +73,9 @@ def _domain_routes() -> Sequence[Any]:
         *dossier_routes,
         *bills_routes,
         *payment_routes,
+        *autopay_routes,
+        *complaint_routes,
+        *settlement_routes,
         *wallet_routes,
         *admin_routes,
         AuditController,

@@ -149,6 +149,12 @@ class Settings:
     ``07:00-11:30,13:30-17:00``: 4.5 h + 3.5 h = the 8 working hours of a working day). Deadlines of
     public-service dossiers are counted in these hours."""
     db_pool_size: int = 10
+    autopay_reminder_days: int = 3
+    """A saved code's unpaid bill due within this many days is announced once in the citizen's inbox
+    (``AUTOPAY_REMINDER_DAYS``)."""
+    complaint_sla_working_days: int = 10
+    """Working days (the offices' calendar) within which a payment complaint must be closed; an open one
+    past it is escalated (``COMPLAINT_SLA_WORKING_DAYS``)."""
     pin_lock_seconds: int = 15 * 60
     """How long the payment PIN stays locked after 5 wrong tries."""
     sms_gateway_url: str | None = None
@@ -315,6 +321,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("MAX_JSON_BODY_BYTES", "max_json_body_bytes"),
         ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ("DB_POOL_SIZE", "db_pool_size"),
+        ("AUTOPAY_REMINDER_DAYS", "autopay_reminder_days"),
+        ("COMPLAINT_SLA_WORKING_DAYS", "complaint_sla_working_days"),
         ("PIN_LOCK_SECONDS", "pin_lock_seconds"),
         ("OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts"),
         ("OUTBOX_RETENTION_DAYS", "outbox_retention_days"),

@@ -10,6 +10,7 @@ __all__ = [
     "INSUFFICIENT_FUNDS",
     "LIMIT_EXCEEDED",
     "RECIPIENT_NOT_FOUND",
+    "REFUND_EXCEEDS_PAYMENT",
     "SELF_TRANSFER",
     "WALLET_NOT_EMPTY",
     "WALLET_NOT_FOUND",
@@ -57,3 +58,9 @@ WALLET_NOT_EMPTY = error_kind(
 
 class LedgerError(RuntimeError):
     """A programming error in a posting (unbalanced entry, unknown account, ...): never the client's fault."""
+
+
+REFUND_EXCEEDS_PAYMENT = error_kind(
+    "refund_exceeds_payment", 422, "Số tiền hoàn vượt quá số đã thanh toán", "The refund exceeds the payment"
+)
+"""The refunds of a payment never add up to more than was paid; the problem carries ``refundable``."""

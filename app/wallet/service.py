@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import new_id
@@ -51,6 +51,7 @@ from app.wallet import ledger, limits
 from app.wallet.errors import (
     IDENTITY_LEVEL_REQUIRED,
     RECIPIENT_NOT_FOUND,
+    REFUND_EXCEEDS_PAYMENT,
     SELF_TRANSFER,
     WALLET_NOT_FOUND,
     LedgerError,
@@ -63,12 +64,15 @@ __all__ = [
     "REQUIRED_LEVEL",
     "StatementLine",
     "TransferDone",
+    "TransferFacts",
     "find_transfer",
+    "load_transfer",
     "mask_name",
     "month_statement",
     "open_wallet",
     "pay_from_wallet",
     "refund_to_wallet",
+    "refund_transfer",
     "require_level",
     "statement",
     "transfer",
@@ -139,8 +143,8 @@ async def pay_from_wallet(
     session: AsyncSession,
     *,
     payer_id: uuid.UUID,
-    session_id: uuid.UUID,
-    pin: str,
+    session_id: uuid.UUID | None,
+    pin: str | None,
     category: str,
     limit_exempt: bool,
     credits: Sequence[tuple[uuid.UUID, int]],
@@ -148,6 +152,7 @@ async def pay_from_wallet(
     reference: str,
     description: str,
     metadata: Mapping[str, Any],
+    authority: str | None = None,
 ) -> Posted:
     """Pay ``sum(credits)`` from ``payer_id``'s wallet as ONE ledger entry, in the caller's transaction.
 
@@ -155,12 +160,19 @@ async def pay_from_wallet(
     that could never pass), PIN, day/month/cap/new-device limits (counted under the payer's usage-row
     locks), then the posting (the wallet's row lock and balance check). Any refusal raises having written
     nothing the caller keeps, provided the caller lets the exception roll its transaction back.
+
+    A movement the system starts on the payer's standing word (an auto-pay mandate confirmed with the PIN)
+    passes ``pin=None`` and its recorded ``authority`` (e.g. ``mandate:{id}``) instead, written into the
+    entry's metadata; every other check and limit applies as for a PIN payment.
     """
+    if (pin is None) == (authority is None):
+        raise LedgerError("a payment has either the payer's PIN or a recorded authority")
     amount = _total(credits)
     level = await require_level(session, payer_id)
     wallet = await wallet_account_id(session, payer_id, create=False)
     await limits.check_per_transaction(session, level=level, category=category, amount=amount)
-    await verify_payment_pin(session, payer_id, pin)
+    if pin is not None:
+        await verify_payment_pin(session, payer_id, pin)
     await limits.count_payment(
         session,
         user_id=payer_id,
@@ -169,13 +181,19 @@ async def pay_from_wallet(
         amount=amount,
         limit_exempt=limit_exempt,
         session_id=session_id,
+        device_check=authority is None,
     )
     entry = Entry(
         kind=kind,
         postings=[debit(wallet, amount), *(credit(account, value) for account, value in credits)],
         reference=reference,
         description=description,
-        metadata={**metadata, "category": category, "payer_id": str(payer_id)},
+        metadata={
+            **metadata,
+            "category": category,
+            "payer_id": str(payer_id),
+            **({"authority": authority} if authority else {}),
+        },
     )
     return await ledger.post(session, entry)
 
@@ -442,3 +460,96 @@ async def _wallet_must_be_empty(session: AsyncSession, user_id: uuid.UUID) -> Cl
         "Ví của bạn vẫn còn tiền. Hãy rút hết số dư trước khi đóng tài khoản.",
         "Your wallet still holds money. Withdraw the balance before closing the account.",
     )
+
+
+# --- transfers under complaint ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFacts:
+    """A wallet-to-wallet transfer as the complaint module sees it."""
+
+    id: uuid.UUID
+    payer_id: uuid.UUID
+    recipient_id: uuid.UUID
+    amount: int
+    created_at: datetime
+    refunded: int
+    """Đồng already given back to the payer under complaints."""
+
+
+async def _transfer_refunded(session: AsyncSession, transfer_id: uuid.UUID, payer_wallet: uuid.UUID) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerPosting.amount), 0))
+        .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+        .where(
+            LedgerEntry.kind == "transfer_refund",
+            LedgerEntry.reference == str(transfer_id),
+            LedgerPosting.account_id == payer_wallet,
+        )
+    )
+    return int(total or 0)
+
+
+async def load_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> TransferFacts | None:
+    """The transfer whose journal entry is ``transfer_id`` (None if there is no such transfer)."""
+    entry = await session.get(LedgerEntry, transfer_id)
+    if entry is None or entry.kind != "transfer":
+        return None
+    details = dict(entry.details or {})
+    payer_id = uuid.UUID(str(details["payer_id"]))
+    recipient_id = uuid.UUID(str(details["to_user_id"]))
+    payer_wallet = await wallet_account_id(session, payer_id, create=False)
+    amount = await session.scalar(
+        select(LedgerPosting.amount).where(
+            LedgerPosting.entry_id == transfer_id, LedgerPosting.account_id == payer_wallet
+        )
+    )
+    refunded = await _transfer_refunded(session, transfer_id, payer_wallet)
+    return TransferFacts(transfer_id, payer_id, recipient_id, -int(amount or 0), entry.created_at, refunded)
+
+
+async def refund_transfer(
+    session: AsyncSession, transfer_id: uuid.UUID, amount: int, *, reason: str, authority: str
+) -> Posted:
+    """Give ``amount`` đồng of a transfer back to its sender from the receiver's wallet (a complaint
+    upheld: a mistaken or fraudulent transfer), in the caller's transaction.
+
+    Caps: all refunds of a transfer never exceed it (``refund_exceeds_payment``), and the receiver's
+    wallet never goes below zero (``insufficient_funds``: the money is no longer there, and the platform
+    does not pay it from anyone else's). Callers serialise refunds of one transfer (the complaint's row
+    lock); the receiver's wallet row lock serialises the money.
+    """
+    facts = await load_transfer(session, transfer_id)
+    refundable = 0 if facts is None else facts.amount - facts.refunded
+    if facts is None or type(amount) is not int or amount <= 0 or amount > refundable:
+        raise REFUND_EXCEEDS_PAYMENT(
+            f"Chỉ có thể hoàn tối đa {refundable} đ cho giao dịch này",
+            f"At most {refundable} VND can be refunded for this transfer",
+            refundable=refundable,
+        )
+    receiver = await wallet_account_id(session, facts.recipient_id, create=True)
+    sender = await wallet_account_id(session, facts.payer_id, create=True)
+    posted = await ledger.post(
+        session,
+        Entry(
+            kind="transfer_refund",
+            postings=[debit(receiver, amount), credit(sender, amount)],
+            reference=str(transfer_id),
+            description="Hoàn tiền chuyển khoản (khiếu nại)",
+            metadata={"transfer_id": str(transfer_id), "reason": reason, "authority": authority},
+        ),
+    )
+    money = f"{amount:,}".replace(",", ".")
+    await post_notification(
+        session,
+        facts.recipient_id,
+        "wallet.transfer_refunded",
+        "Hoàn trả tiền chuyển khoản",
+        f"{money} đồng của một khoản chuyển khoản bạn đã nhận được hoàn lại cho người gửi theo kết quả xử lý "
+        "khiếu nại.",
+        title_en="Transfer returned",
+        body_en=f"{amount:,} VND of a transfer you received was returned to its sender after a complaint.",
+        data={"transfer_id": str(transfer_id)},
+    )
+    return posted
