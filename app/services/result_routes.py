@@ -386,8 +386,8 @@ class StatisticsController(Controller):
         settings: NamedDependency[Settings],
         caller: NamedDependency[Caller],
         agency_code: AgencyCode,
-        date_from: Annotated[date, QueryParameter(query="from", description="First day (Huế), inclusive.")],
-        date_to: Annotated[date, QueryParameter(query="to", description="Last day (Huế), inclusive.")],
+        date_from: Annotated[date, QueryParameter(name="from", description="First day (Huế), inclusive.")],
+        date_to: Annotated[date, QueryParameter(name="to", description="Last day (Huế), inclusive.")],
         procedure: Annotated[
             str | None, QueryParameter(description="Only this procedure.", max_length=40)
         ] = None,
@@ -409,8 +409,8 @@ class StatisticsController(Controller):
         settings: NamedDependency[Settings],
         caller: NamedDependency[Caller],
         agency_code: AgencyCode,
-        date_from: Annotated[date, QueryParameter(query="from", description="First day (Huế), inclusive.")],
-        date_to: Annotated[date, QueryParameter(query="to", description="Last day (Huế), inclusive.")],
+        date_from: Annotated[date, QueryParameter(name="from", description="First day (Huế), inclusive.")],
+        date_to: Annotated[date, QueryParameter(name="to", description="Last day (Huế), inclusive.")],
         procedure: Annotated[
             str | None, QueryParameter(description="Only this procedure.", max_length=40)
         ] = None,
