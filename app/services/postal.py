@@ -125,7 +125,10 @@ _SANDBOX = SandboxPostal()
 
 def get_postal_service(settings: Settings) -> PostalService:
     """The postal operator. Only the sandbox exists so far (see the engineering note): no operator API
-    contract was available to build against."""
+    contract was available to build against, so production refuses to pretend (the poll job fails loudly
+    instead of posting nothing)."""
+    if settings.is_production:
+        raise RuntimeError("no postal operator API is configured; the postal sandbox is not for production")
     return _SANDBOX
 
 

@@ -25,7 +25,7 @@ from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty, require_roles
 from app.core.settings import Settings
 from app.services import results, satisfaction, statistics
-from app.services.errors import ILLEGAL_TRANSITION, PROCEDURE_NOT_FOUND
+from app.services.errors import DOCUMENT_TOO_LARGE, ILLEGAL_TRANSITION, PROCEDURE_NOT_FOUND
 from app.services.postal import ensure_postal_biller
 from app.services.result_errors import (
     ALREADY_RATED,
@@ -99,7 +99,7 @@ class PublicResultsController(Controller):
         summary="Check a result file",
         status_code=200,
         request_max_body_size=_MAX_VERIFY_BODY,
-        opt={"media_types": ("multipart/form-data",), "errors": [VALIDATION_FAILED]},
+        opt={"media_types": ("multipart/form-data",), "errors": [VALIDATION_FAILED, DOCUMENT_TOO_LARGE]},
     )
     async def verify(
         self,
@@ -110,6 +110,10 @@ class PublicResultsController(Controller):
         """Multipart (`file`, optional `result_id` from the QR code): is this file the signed result? Any
         changed byte gives `document_changed` (with `result_id`) or `unknown_document`. Changes nothing."""
         content = await data.file.read()
+        if len(content) > settings.max_upload_bytes:
+            raise DOCUMENT_TOO_LARGE(
+                "Tệp quá lớn", "The file is too large", max_bytes=settings.max_upload_bytes
+            )
         async with db.read() as session:
             return await results.verify_file(session, settings, content, data.result_id)
 
