@@ -124,8 +124,20 @@ async def agency_statistics(
     scope = [Dossier.agency_code == agency_code]
     if procedure_code is not None:
         scope.append(Dossier.procedure_code == procedure_code)
-    rows = await session.scalars(
-        select(Dossier).where(
+    rows = await session.execute(
+        select(
+            Dossier.procedure_code,
+            Dossier.status,
+            Dossier.accepted_at,
+            Dossier.received_at,
+            Dossier.due_at,
+            Dossier.finished_at,
+            Dossier.submission_channel,
+            Dossier.fee_amount,
+            Dossier.fee_payment_id,
+            Dossier.supplement_requests,
+            Dossier.paused_seconds,
+        ).where(
             *scope,
             or_(
                 and_(Dossier.accepted_at >= start, Dossier.accepted_at < end),
