@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.core.db import Database
 from app.core.settings import Settings
@@ -492,3 +492,72 @@ def test_rotation_keeps_old_results_verifiable() -> None:
     other_agency = {**content, "agency_code": "THUAN-HOA"}
     assert verify_result(rotated, other_agency, kid, signature, revoked=False) == "signature_invalid"
     assert content["issued_on"] == date(2026, 11, 23).isoformat()
+
+
+async def test_two_ratings_at_once_keep_one(
+    app: Any, procedure: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rating per dossier under a forced overlap: both requests have read "not rated yet" before either
+    writes (a barrier after the dossier is loaded); the unique constraint leaves one 201 and one 409. On
+    SQLite the writers are serialised, so the barrier times out and the second sees the first's rating."""
+    import asyncio
+
+    import httpx
+
+    from app.services import satisfaction
+    from app.services.result_models import DossierRating
+
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    lifespan = asyncio.get_running_loop().create_task(run_lifespan())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
+            citizen = await make_user(app)
+            officer = await make_user(app, roles=("officer",), agency_id="PHU-XUAN")
+            dossier_id = await _approved(http, citizen, officer, PDF + b"r")
+            barrier = asyncio.Barrier(2)
+            original = satisfaction._mine
+
+            met: list[bool] = []
+
+            async def overlapping(*args: Any) -> Any:
+                dossier = await original(*args)
+                try:
+                    await asyncio.wait_for(barrier.wait(), timeout=2)
+                    met.append(True)
+                except TimeoutError:
+                    met.append(False)
+                return dossier
+
+            monkeypatch.setattr(satisfaction, "_mine", overlapping)
+            answers = await asyncio.gather(
+                *(
+                    http.post(
+                        f"/api/v1/me/dossiers/{dossier_id}/rating",
+                        json={"scores": SCORES},
+                        headers={**citizen.headers, **_key()},
+                    )
+                    for _ in range(2)
+                )
+            )
+            assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+            assert next(a for a in answers if a.status_code == 409).json()["code"] == "already_rated"
+
+            async def count() -> int:
+                db: Database = app.state.db
+                async with db.read() as session:
+                    return len(list(await session.scalars(select(DossierRating.id))))
+
+            assert await in_app(app, count) == 1
+            if not settings.is_sqlite:
+                assert met == [True, True]  # both had read "not rated" before either wrote
+    finally:
+        stop.set()
+        await asyncio.wait_for(lifespan, timeout=10)
