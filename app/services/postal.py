@@ -45,6 +45,11 @@ __all__ = [
 
 log = structlog.get_logger("app.services.postal")
 POSTAL_BILLER = "POSTAGE_VNPOST"
+_CLOSED_WITHOUT_RESULT = (
+    DossierStatus.CANCELLED.value,
+    DossierStatus.UNRESOLVED.value,
+    DossierStatus.DENIED.value,
+)
 """The biller of postage for results returned by public post."""
 
 
@@ -187,12 +192,25 @@ async def poll_postal(
     db: Database, settings: Settings, postal: PostalService | None = None
 ) -> dict[str, int]:
     """Dispatch paid shipments of released results and read the events of dispatched ones; a delivered
-    shipment moves its dossier to ``done``. Safe to run again at any time."""
+    shipment moves its dossier to ``done``; the postage of a dossier closed without a result (withdrawn,
+    stopped) is refunded, or its unpaid bill cancelled. Safe to run again at any time."""
     from app.services import results  # the dossier side of a delivery
 
     postal = postal or get_postal_service(settings)
-    counts = {"dispatched": 0, "delivered": 0}
+    counts = {"dispatched": 0, "delivered": 0, "closed": 0}
     async with db.read() as session:
+        closed = list(
+            await session.scalars(
+                select(DossierDelivery.id)
+                .join(Dossier, Dossier.id == DossierDelivery.dossier_id)
+                .where(
+                    DossierDelivery.channel == "post",
+                    DossierDelivery.state == "chosen",
+                    DossierDelivery.postage_bill_id.is_not(None),
+                    Dossier.status.in_(_CLOSED_WITHOUT_RESULT),
+                )
+            )
+        )
         ready = list(
             (
                 await session.execute(
@@ -221,6 +239,10 @@ async def poll_postal(
                 )
             ).all()
         )
+    for delivery_id in closed:
+        async with db.transaction() as session:
+            if await results.close_postage(session, delivery_id):
+                counts["closed"] += 1
     for delivery_id, name, address, phone in ready:
         tracking = await postal.create_shipment(
             reference=str(delivery_id), recipient=name or "", address=address or "", phone=phone

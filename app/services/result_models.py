@@ -53,7 +53,7 @@ class DossierDelivery(TimestampedBase):
     """``desk``, ``online`` or ``post``."""
     state: Mapped[str] = mapped_column(String(20))
     """``chosen``; for post ``dispatched`` (handed to the postal service); ``delivered`` at the end
-    (collected, downloaded or delivered)."""
+    (collected, downloaded or delivered); ``cancelled`` when the dossier closed without a result."""
     recipient_name: Mapped[str | None] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(20))

@@ -154,8 +154,9 @@ class DeliveryOut(Struct, kw_only=True):
     """The dossier."""
     channel: ReturnChannel
     """The chosen channel."""
-    state: Literal["chosen", "dispatched", "delivered"]
-    """`dispatched`: handed to the postal service; `delivered`: collected, downloaded or delivered."""
+    state: Literal["chosen", "dispatched", "delivered", "cancelled"]
+    """`dispatched`: handed to the postal service; `delivered`: collected, downloaded or delivered;
+    `cancelled`: the dossier closed without a result (postage refunded or its bill cancelled)."""
     recipient_name: str | None
     """Recipient (post)."""
     address: str | None

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import app.bills
-from app.bills.refunds import cancel_unpaid_bill
+from app.bills.refunds import cancel_unpaid_bill, refund_paid_bill
 from app.bills.service import issue_bill
 from app.core.audit import AuditActor, record
 from app.core.db import Database, database_of, utcnow
@@ -67,6 +67,7 @@ from app.services.workflow import DossierStatus, check_transition
 
 __all__ = [
     "choose_return",
+    "close_postage",
     "download_result",
     "get_delivery",
     "get_result",
@@ -772,6 +773,53 @@ async def record_postal_events(
         delivery.delivered_at = delivered.at
         return False
     await _deliver(session, dossier, delivery, "system", None, "post", delivered.at)
+    return True
+
+
+async def close_postage(session: AsyncSession, delivery_id: uuid.UUID) -> bool:
+    """A dossier closed without a result to post (withdrawn, stopped, denied): its postage goes back to the
+    wallet when paid (the one refund path of bills), or its unpaid postage bill is cancelled. Returns whether
+    anything changed."""
+    delivery = await session.scalar(
+        select(DossierDelivery).where(DossierDelivery.id == delivery_id).with_for_update()
+    )
+    if delivery is None or delivery.state != "chosen" or delivery.postage_bill_id is None:
+        return False
+    dossier = await session.get(Dossier, delivery.dossier_id)
+    assert dossier is not None
+    if dossier.status not in (S.CANCELLED.value, S.UNRESOLVED.value, S.DENIED.value):
+        return False
+    delivery.state = "cancelled"
+    if delivery.postage_paid_at is None:
+        await cancel_unpaid_bill(session, delivery.postage_bill_id)
+        _event(session, dossier, "postage_cancelled", dossier.status, "system", None)
+        return True
+    refunded = await refund_paid_bill(
+        session,
+        delivery.postage_bill_id,
+        reason="dossier_closed",
+        reference=f"{dossier.code}-POST-R",
+        description=f"Hoàn cước bưu chính hồ sơ {dossier.code}",
+    )
+    amount = refunded.amount if refunded else 0
+    _event(
+        session,
+        dossier,
+        "postage_refunded",
+        dossier.status,
+        "system",
+        None,
+        note=f"Đã hoàn {amount} đồng cước bưu chính vào ví / {amount} đồng postage refunded",
+        details={"amount": amount, "bill_id": str(delivery.postage_bill_id)},
+    )
+    if refunded is not None:
+        await _notify(
+            session,
+            dossier,
+            "dossier.postage_refunded",
+            (f"Hồ sơ {dossier.code}: hoàn cước bưu chính", f"Đã hoàn {amount} đồng vào ví của bạn."),
+            (f"Dossier {dossier.code}: postage refunded", f"{amount} đồng went back to your wallet."),
+        )
     return True
 
 

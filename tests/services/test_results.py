@@ -354,7 +354,11 @@ async def test_postage_paid_with_the_fee_in_one_tap_then_posted_delivered_and_ra
     db: Database = client.app.state.db
     sandbox = get_postal_service(settings)
     assert isinstance(sandbox, SandboxPostal)
-    assert await in_app(client, lambda: poll_postal(db, settings)) == {"dispatched": 1, "delivered": 0}
+    assert await in_app(client, lambda: poll_postal(db, settings)) == {
+        "dispatched": 1,
+        "delivered": 0,
+        "closed": 0,
+    }
     posted = (await client.get(f"/api/v1/me/dossiers/{dossier_id}/return", headers=citizen.headers)).json()
     assert posted["state"] == "dispatched"
     tracking = posted["tracking_number"]
@@ -368,9 +372,17 @@ async def test_postage_paid_with_the_fee_in_one_tap_then_posted_delivered_and_ra
         f"/api/v1/officer/dossiers/{dossier_id}/collected", headers={**officer.headers, **_key()}
     )
     assert_problem(collect, 409, "return_locked")  # it is with the post
-    assert await in_app(client, lambda: poll_postal(db, settings)) == {"dispatched": 0, "delivered": 0}
+    assert await in_app(client, lambda: poll_postal(db, settings)) == {
+        "dispatched": 0,
+        "delivered": 0,
+        "closed": 0,
+    }
     sandbox.deliver(tracking)
-    assert await in_app(client, lambda: poll_postal(db, settings)) == {"dispatched": 0, "delivered": 1}
+    assert await in_app(client, lambda: poll_postal(db, settings)) == {
+        "dispatched": 0,
+        "delivered": 1,
+        "closed": 0,
+    }
     final = (await client.get(f"/api/v1/me/dossiers/{dossier_id}", headers=citizen.headers)).json()
     assert final["status"] == "done"
     assert [e["action"] for e in final["timeline"]][-3:] == ["result_signed", "result_posted", "deliver"]
@@ -420,8 +432,11 @@ async def test_postage_paid_with_the_fee_in_one_tap_then_posted_delivered_and_ra
     ).status_code == 404
 
 
-async def test_result_collected_at_the_desk(client: Any, procedure: str) -> None:
-    """Desk: only the holding agency's officer hands it over (releasing → done), once."""
+async def test_result_collected_at_the_desk(client: Any, procedure: str, settings: Settings) -> None:
+    """Desk: only the holding agency's officer hands it over (releasing → done), once. A dossier withdrawn
+    after its postage was paid gets the postage back in the wallet."""
+    from tests.wallet.helpers import fund
+
     citizen = await make_user(client)
     officer = await make_user(client, roles=("officer",), agency_id="PHU-XUAN")
     elsewhere = await make_user(client, roles=("officer",), agency_id="THUAN-HOA")
@@ -466,6 +481,35 @@ async def test_result_collected_at_the_desk(client: Any, procedure: str) -> None
         f"/api/v1/officer/dossiers/{dossier_id}/collected", headers={**officer.headers, **_key()}
     )
     assert_problem(again, 409, "illegal_transition")
+
+    # Withdrawn after paying the postage: the poll refunds it to the wallet, once.
+    await fund(client, citizen.user_id, 100_000)
+    withdrawn_id = await _submitted(client, citizen.headers, "exempt_groups")
+    choice = {"channel": "post", "recipient_name": "Nguyễn Văn An", "address": "12 Lê Lợi, Phú Xuân, Huế"}
+    posted = await client.post(
+        f"/api/v1/me/dossiers/{withdrawn_id}/return", json=choice, headers={**citizen.headers, **_key()}
+    )
+    postage = posted.json()["postage_bill_id"]
+    paid = await client.post(
+        "/api/v1/payments",
+        json={"items": [{"bill_id": postage}], "pin": DEFAULT_PIN},
+        headers={**citizen.headers, **_key()},
+    )
+    assert paid.status_code == 201, paid.text
+    balance = (await client.get("/api/v1/me/wallet", headers=citizen.headers)).json()["balance"]
+    withdrawn = await client.post(
+        f"/api/v1/me/dossiers/{withdrawn_id}/withdraw", json={}, headers=citizen.headers
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    db: Database = client.app.state.db
+    assert (await in_app(client, lambda: poll_postal(db, settings)))["closed"] == 1
+    assert (await in_app(client, lambda: poll_postal(db, settings)))["closed"] == 0
+    after = (await client.get("/api/v1/me/wallet", headers=citizen.headers)).json()["balance"]
+    assert after == balance + 30_000
+    bill = (await client.get(f"/api/v1/me/bills/{postage}", headers=citizen.headers)).json()
+    assert bill["status"] == "refunded"
+    ret = (await client.get(f"/api/v1/me/dossiers/{withdrawn_id}/return", headers=citizen.headers)).json()
+    assert ret["state"] == "cancelled"
 
 
 def test_rotation_keeps_old_results_verifiable() -> None:
