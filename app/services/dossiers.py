@@ -1100,3 +1100,7 @@ async def _page(session: AsyncSession, query: Select[Any], limit: int, cursor: s
         items=[_summary(r) for r in rows],
         next_cursor=_encode_cursor(rows[-1].id) if more and rows else None,
     )
+
+
+# The signed result of an approval is made by a ResultIssued subscriber; import it wherever dossiers are.
+from app.services import results as _results  # noqa: E402, F401
