@@ -12,6 +12,7 @@ polls read the tracking events; ``delivered`` moves the dossier ``releasing`` â†
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -24,11 +25,12 @@ from app.bills.errors import BILLER_NOT_FOUND
 from app.bills.events import BillsPaid
 from app.bills.schemas import BillerIn, CustomerInput, SettlementAccount
 from app.bills.service import get_biller, put_biller
+from app.core.crypto import subkey
 from app.core.db import Database, utcnow
 from app.core.errors import AppError
 from app.core.events import subscribe
 from app.core.scheduler import JobContext, every, per_interval, scheduled_job
-from app.core.settings import Settings
+from app.core.settings import KeyRing, Settings
 from app.services.dossier_models import Dossier
 from app.services.result_models import DossierDelivery
 from app.services.workflow import DossierStatus
@@ -41,6 +43,8 @@ __all__ = [
     "ensure_postal_biller",
     "get_postal_service",
     "poll_postal",
+    "verify_webhook",
+    "webhook_signature",
 ]
 
 log = structlog.get_logger("app.services.postal")
@@ -172,6 +176,29 @@ async def ensure_postal_biller(db: Database, *, production: bool) -> str:
         production=production,
     )
     return POSTAL_BILLER
+
+
+_WEBHOOK_PURPOSE = "postal-webhook:hmac"
+
+
+def webhook_signature(ring: KeyRing, body: bytes, key_id: str | None = None) -> str:
+    """The ``X-Postal-Signature`` header of a webhook body: ``{key id}={hex HMAC-SHA256}``, keyed by a subkey
+    of ``WEBHOOK_KEYS`` shared with the postal operator."""
+    kid = key_id or ring.active_kid
+    secret = ring.get(kid)
+    if secret is None:
+        raise KeyError(kid)
+    return f"{kid}=" + hmac.new(subkey(secret, _WEBHOOK_PURPOSE), body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(ring: KeyRing, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` signs ``body`` under any key of the ring (keys rotate)."""
+    if not header or "=" not in header:
+        return False
+    kid = header.split("=", 1)[0]
+    if ring.get(kid) is None:
+        return False
+    return hmac.compare_digest(webhook_signature(ring, body, kid), header)
 
 
 @subscribe(BillsPaid)

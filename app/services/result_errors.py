@@ -11,6 +11,7 @@ __all__ = [
     "RESULT_KEY_REVOKED",
     "RESULT_NOT_RELEASED",
     "RETURN_LOCKED",
+    "WEBHOOK_SIGNATURE_INVALID",
 ]
 
 RESULT_KEY_REVOKED = error_kind(
@@ -45,4 +46,10 @@ RATING_NOT_OPEN = error_kind(
 )
 ALREADY_RATED = error_kind(
     "already_rated", 409, "Hồ sơ này đã được đánh giá", "This dossier was already rated"
+)
+WEBHOOK_SIGNATURE_INVALID = error_kind(
+    "webhook_signature_invalid",
+    401,
+    "Chữ ký webhook không hợp lệ",
+    "The webhook signature is missing or wrong",
 )

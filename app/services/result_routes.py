@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, JSONBody, PathParameter, QueryParameter
+from litestar.params import Body, HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
@@ -26,13 +26,14 @@ from app.core.security import Caller, require_duty, require_roles
 from app.core.settings import Settings
 from app.services import results, satisfaction, statistics
 from app.services.errors import DOCUMENT_TOO_LARGE, ILLEGAL_TRANSITION, PROCEDURE_NOT_FOUND
-from app.services.postal import ensure_postal_biller
+from app.services.postal import PostalEvent, ensure_postal_biller, verify_webhook
 from app.services.result_errors import (
     ALREADY_RATED,
     CHANNEL_NOT_OFFERED,
     RATING_NOT_OPEN,
     RESULT_NOT_RELEASED,
     RETURN_LOCKED,
+    WEBHOOK_SIGNATURE_INVALID,
 )
 from app.services.result_schemas import (
     ApologyIn,
@@ -40,6 +41,8 @@ from app.services.result_schemas import (
     CriterionOut,
     DeliveryOut,
     KeyOut,
+    PostalWebhookAck,
+    PostalWebhookIn,
     RatingIn,
     RatingOut,
     ResultCheck,
@@ -53,6 +56,7 @@ from app.services.result_schemas import (
 __all__ = [
     "MyResultsController",
     "OfficerResultsController",
+    "PostalWebhookController",
     "PublicResultsController",
     "ResultKeysAdminController",
     "StatisticsController",
@@ -471,10 +475,49 @@ class ResultKeysAdminController(Controller):
         )
 
 
+class PostalWebhookController(Controller):
+    """The postal operator pushes shipment events (HMAC-signed; no Idempotency-Key: deduplicated by event
+    id). The 5-minute poll reads the same events, so a lost webhook only delays a delivery."""
+
+    path = "/api/v1/webhooks/postal"
+    tags = ["results"]
+    guards = [rate_limit("default")]
+
+    @post(
+        "/",
+        operation_id="postalWebhook",
+        summary="Postal shipment event",
+        status_code=200,
+        opt={"errors": [WEBHOOK_SIGNATURE_INVALID, NOT_FOUND, VALIDATION_FAILED]},
+    )
+    async def receive(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        data: JSONBody[PostalWebhookIn],
+        signature: Annotated[
+            str | None,
+            HeaderParameter(
+                name="X-Postal-Signature",
+                description="`{key id}={hex HMAC-SHA256 of the raw body}` under the shared webhook key.",
+            ),
+        ] = None,
+    ) -> PostalWebhookAck:
+        """A shipment event; `delivered` returns the result (`releasing` → `done`)."""
+        if not verify_webhook(settings.webhook_keys, await request.body(), signature):
+            raise WEBHOOK_SIGNATURE_INVALID()
+        event = PostalEvent(data.code, data.description, data.at)
+        async with db.transaction() as session:
+            new = await results.receive_postal_event(session, data.event_id, data.tracking_number, event)
+        return PostalWebhookAck(duplicate=not new)
+
+
 result_routes = [
     PublicResultsController,
     MyResultsController,
     OfficerResultsController,
     StatisticsController,
     ResultKeysAdminController,
+    PostalWebhookController,
 ]

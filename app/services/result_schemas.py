@@ -21,6 +21,8 @@ __all__ = [
     "DeliveryOut",
     "KeyOut",
     "PostalEventOut",
+    "PostalWebhookAck",
+    "PostalWebhookIn",
     "RatingIn",
     "RatingOut",
     "ResultCheck",
@@ -291,3 +293,22 @@ class StatisticsOut(Struct, kw_only=True):
     """One row per procedure."""
     total: StatisticsRow
     """All procedures together."""
+
+
+class PostalWebhookIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One shipment event pushed by the postal operator (signed with `X-Postal-Signature`)."""
+
+    event_id: Annotated[str, Meta(min_length=1, max_length=100, description="The operator's event id.")]
+    tracking_number: Annotated[str, Meta(min_length=1, max_length=64, description="The shipment.")]
+    code: Literal["accepted", "in_transit", "delivered", "returned"]
+    """What happened."""
+    description: Annotated[str, Meta(max_length=500, description="The operator's words.")] = ""
+    at: datetime
+    """When it happened."""
+
+
+class PostalWebhookAck(Struct, kw_only=True):
+    """The answer to a postal webhook."""
+
+    duplicate: bool
+    """The event id was already received (nothing changed)."""

@@ -76,6 +76,7 @@ __all__ = [
     "mark_collected",
     "mark_dispatched",
     "on_result_issued",
+    "receive_postal_event",
     "record_postal_events",
     "render_result_pdf",
     "revoke_key",
@@ -751,6 +752,52 @@ async def mark_dispatched(session: AsyncSession, delivery_id: uuid.UUID, trackin
     return True
 
 
+def _merge_events(delivery: DossierDelivery, events: list[PostalEvent], event_id: str | None = None) -> bool:
+    """Add the events not seen yet (by event id when the operator gives one, else by code and time);
+    returns whether any was new."""
+    kept = list(delivery.postal_events or [])
+    seen = {(e["code"], e["at"]) for e in kept} | {e["event_id"] for e in kept if e.get("event_id")}
+    added = False
+    for e in events:
+        key = (e.code, e.at.isoformat())
+        if key in seen or (event_id is not None and event_id in seen):
+            continue
+        row = {"code": e.code, "description": e.description, "at": e.at.isoformat()}
+        if event_id is not None:
+            row["event_id"] = event_id
+        kept.append(row)
+        seen.add(key)
+        added = True
+    kept.sort(key=lambda row: row["at"])
+    delivery.postal_events = kept
+    return added
+
+
+async def receive_postal_event(
+    session: AsyncSession, event_id: str, tracking_number: str, event: PostalEvent
+) -> bool:
+    """One event pushed by the postal operator's webhook (deduplicated by its id); ``delivered`` moves the
+    dossier to ``done``. Returns whether the event was new."""
+    delivery = await session.scalar(
+        select(DossierDelivery).where(DossierDelivery.tracking_number == tracking_number).with_for_update()
+    )
+    if delivery is None:
+        raise NOT_FOUND("Không tìm thấy bưu gửi", "No such shipment")
+    if not _merge_events(delivery, [event], event_id):
+        return False
+    if event.code == "delivered" and delivery.state == "dispatched":
+        dossier = await session.scalar(
+            select(Dossier).where(Dossier.id == delivery.dossier_id).with_for_update()
+        )
+        assert dossier is not None
+        if dossier.status == S.RELEASING.value:
+            await _deliver(session, dossier, delivery, "system", None, "post", event.at)
+        else:
+            delivery.state = "delivered"
+            delivery.delivered_at = event.at
+    return True
+
+
 async def record_postal_events(
     session: AsyncSession, delivery_id: uuid.UUID, events: list[PostalEvent]
 ) -> bool:
@@ -760,9 +807,7 @@ async def record_postal_events(
     )
     if delivery is None or delivery.state != "dispatched":
         return False
-    delivery.postal_events = [
-        {"code": e.code, "description": e.description, "at": e.at.isoformat()} for e in events
-    ]
+    _merge_events(delivery, events)
     delivered = next((e for e in events if e.code == "delivered"), None)
     if delivered is None:
         return False

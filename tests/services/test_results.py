@@ -4,6 +4,7 @@ postage paid in the same tap as the fee, desk hand-over, apology with a new date
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy import select, update
 
 from app.core.db import Database
 from app.core.settings import Settings
-from app.services.postal import SandboxPostal, get_postal_service, poll_postal
+from app.services.postal import SandboxPostal, get_postal_service, poll_postal, webhook_signature
 from app.services.result_models import SignedResult
 from app.services.schemas import FeeCase, FeeLine, FeeSchedule, ProcedureUpdate, RequiredDocument
 from app.services.service import update_procedure
@@ -377,6 +378,30 @@ async def test_postage_paid_with_the_fee_in_one_tap_then_posted_delivered_and_ra
         "delivered": 0,
         "closed": 0,
     }
+    # The operator's webhook: signed, deduplicated by event id.
+    event = {
+        "event_id": "vnpost-evt-1",
+        "tracking_number": tracking,
+        "code": "in_transit",
+        "description": "Đến bưu cục Huế",
+        "at": "2026-11-23T03:00:00+00:00",
+    }
+    body = json.dumps(event).encode()
+    json_type = {"Content-Type": "application/json"}
+    forged = await client.post(
+        "/api/v1/webhooks/postal", content=body, headers={**json_type, "X-Postal-Signature": "dev1=00"}
+    )
+    assert_problem(forged, 401, "webhook_signature_invalid")
+    signed = {**json_type, "X-Postal-Signature": webhook_signature(settings.webhook_keys, body)}
+    first = await client.post("/api/v1/webhooks/postal", content=body, headers=signed)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"duplicate": False}
+    again = await client.post("/api/v1/webhooks/postal", content=body, headers=signed)
+    assert again.json() == {"duplicate": True}
+    travelling = (
+        await client.get(f"/api/v1/me/dossiers/{dossier_id}/return", headers=citizen.headers)
+    ).json()
+    assert [e["description"] for e in travelling["events"]].count("Đến bưu cục Huế") == 1
     sandbox.deliver(tracking)
     assert await in_app(client, lambda: poll_postal(db, settings)) == {
         "dispatched": 0,
