@@ -24,7 +24,7 @@ def seeders() -> list[DemoSeeder]:
     from app.complaints.demo import seed_after_payment
     from app.console.demo import seed_console
     from app.identity.bootstrap import seed_identity
-    from app.services.demo import seed_dossiers, seed_services
+    from app.services.demo import seed_dossiers, seed_results, seed_services
     from app.wallet.demo import seed_wallets
 
     return [
@@ -33,6 +33,7 @@ def seeders() -> list[DemoSeeder]:
         seed_services,
         seed_bills,
         seed_dossiers,
+        seed_results,
         seed_after_payment,
         seed_console,
     ]

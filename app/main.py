@@ -62,6 +62,7 @@ def _domain_routes() -> Sequence[Any]:
     from app.core.audit_routes import AuditController
     from app.identity.inbox_routes import InboxController
     from app.services.dossier_routes import dossier_routes
+    from app.services.result_routes import result_routes
     from app.services.routes import services_routes
     from app.settlement.routes import settlement_routes
     from app.wallet.routes import wallet_routes
@@ -71,6 +72,7 @@ def _domain_routes() -> Sequence[Any]:
         InboxController,
         *services_routes,
         *dossier_routes,
+        *result_routes,
         *bills_routes,
         *payment_routes,
         *autopay_routes,

@@ -9,7 +9,10 @@ from app.core import audit_models  # noqa: F401
 from app.core import models as core_models  # noqa: F401
 from app.identity import inbox_models  # noqa: F401
 from app.identity import models as identity_models  # noqa: F401
-from app.services import dossier_models  # noqa: F401
+from app.services import (
+    dossier_models,  # noqa: F401
+    result_models,  # noqa: F401
+)
 from app.services import models as services_models  # noqa: F401
 from app.settlement import models as settlement_models  # noqa: F401
 from app.wallet import models as wallet_models  # noqa: F401

@@ -179,6 +179,14 @@ class Settings:
         default_factory=lambda: KeyRing.parse("RECEIPT_KEYS", _DEV_SECRETS["RECEIPT_KEYS"])
     )
     """Seeds of the Ed25519 keys that sign e-receipts (one key per key id; old ids stay verifiable)."""
+    result_keys: KeyRing | None = None
+    """Seeds of the per-agency Ed25519 keys that sign dossier results (``RESULT_KEYS``; each agency's key is
+    derived from the seed and its agency code). Unset: derived from ``RECEIPT_KEYS`` under a separate purpose,
+    so no key is shared with receipts."""
+    public_base_url: str = "http://127.0.0.1:8000"
+    """Public address of the API (``PUBLIC_BASE_URL``), printed in the QR code of signed results."""
+    result_postage_vnd: int = 30_000
+    """Postage of a result returned by public post (``RESULT_POSTAGE_VND``, đồng), billed to the citizen."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -197,7 +205,13 @@ class Settings:
             self.audit_keys,
             self.webhook_keys,
             self.receipt_keys,
+            *((self.result_keys,) if self.result_keys is not None else ()),
         )
+
+    @property
+    def result_ring(self) -> KeyRing:
+        """The key ring that signs dossier results (``RESULT_KEYS``, else ``RECEIPT_KEYS``)."""
+        return self.result_keys or self.receipt_keys
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -346,6 +360,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[attr] = env[var]
     for var, default in _DEV_SECRETS.items():
         values[var.lower()] = KeyRing.parse(var, env.get(var, default))
+    if "RESULT_KEYS" in env:
+        values["result_keys"] = KeyRing.parse("RESULT_KEYS", env["RESULT_KEYS"])
+    if public_url := env.get("PUBLIC_BASE_URL"):
+        if not public_url.startswith(("https://", "http://")):
+            raise ConfigError(f"PUBLIC_BASE_URL: expected an http(s) URL, got {public_url!r}")
+        values["public_base_url"] = public_url.rstrip("/")
+    if "RESULT_POSTAGE_VND" in env:
+        values["result_postage_vnd"] = _int("RESULT_POSTAGE_VND", env["RESULT_POSTAGE_VND"], minimum=0)
     settings = Settings(**values)  # type: ignore[arg-type]
     _refuse_unsafe_production(settings)
     return settings
