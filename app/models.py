@@ -9,6 +9,7 @@ from app.identity import inbox_models  # noqa: F401
 from app.identity import models as identity_models  # noqa: F401
 from app.services import dossier_models  # noqa: F401
 from app.services import models as services_models  # noqa: F401
+from app.wallet import funding_models  # noqa: F401
 from app.wallet import models as wallet_models  # noqa: F401
 
 __all__: list[str] = []

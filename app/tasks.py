@@ -7,5 +7,7 @@ from __future__ import annotations
 from app.bills import confirmations as bill_confirmations  # noqa: F401
 from app.core import housekeeping  # noqa: F401
 from app.wallet import jobs as wallet_jobs  # noqa: F401
+from app.wallet import topup as wallet_topup  # noqa: F401
+from app.wallet import withdrawals as wallet_withdrawals  # noqa: F401
 
 __all__: list[str] = []
