@@ -98,7 +98,7 @@ class TopupIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A linked card's id (``GET /api/v1/me/wallet/funding-sources``)."""
     amount: Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
     """Đồng, from 10.000 to 50.000.000."""
-    return_url: Annotated[str | None, msgspec.Meta(max_length=500)] = None
+    return_url: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     """Where the 3-D Secure page sends the holder back (the app's deep link)."""
 
 

@@ -248,7 +248,7 @@ class CardGateway:
                 response = await self._client.request(
                     method,
                     path,
-                    params=httpx.QueryParams(query) if query else None,
+                    params=tuple(query) if query else None,
                     content=content,
                     headers=headers,
                 )
