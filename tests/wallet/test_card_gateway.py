@@ -102,7 +102,9 @@ async def test_a_failed_attempt_is_retried_with_the_same_key(first: Any) -> None
     assert (await create(gateway()))["id"] == "pi_1"
     keys = {call.request.headers["Idempotency-Key"] for call in route.calls}
     bodies = {call.request.content for call in route.calls}
-    assert route.call_count == 2 and keys == {"topup_42"} and len(bodies) == 1
+    assert route.call_count == 2
+    assert keys == {"topup_42"}
+    assert len(bodies) == 1
 
 
 @respx.mock
@@ -142,8 +144,10 @@ async def test_balance_transactions_are_listed_page_by_page() -> None:
     ]
     assert seen == ["txn_3", "txn_2", "txn_1"]
     first, second = (call.request.url.params for call in route.calls)
-    assert first["created[gte]"] == "1700000000" and first["created[lt]"] == "1700086400"
-    assert first["limit"] == "2" and "starting_after" not in first
+    assert first["created[gte]"] == "1700000000"
+    assert first["created[lt]"] == "1700086400"
+    assert first["limit"] == "2"
+    assert "starting_after" not in first
     assert second["starting_after"] == "txn_2"
 
 
