@@ -27,6 +27,7 @@ from app.core.db import Database, utcnow
 from app.core.errors import error_kind
 from app.core.settings import Settings, get_settings
 from app.identity.service import cccd_of, get_user
+from app.wallet.errors import FUNDING_SOURCE_REQUIRED
 from app.wallet.funding_models import FundingSource
 from app.wallet.gateway import CardGateway, GatewayError, GatewayUnavailableError
 
@@ -68,13 +69,6 @@ FUNDING_CHECK_UNAVAILABLE = error_kind(
 FUNDING_SOURCE_NOT_FOUND = error_kind(
     "funding_source_not_found", 404, "Không tìm thấy nguồn tiền", "No such linked card or bank account"
 )
-FUNDING_SOURCE_REQUIRED = error_kind(
-    "funding_source_required",
-    409,
-    "Ví chưa liên kết nguồn tiền",
-    "Link your own debit card or bank account first",
-)
-"""A wallet with no linked debit card or bank account can neither pay nor transfer."""
 
 
 async def has_linked_source(session: AsyncSession, user_id: uuid.UUID) -> bool:

@@ -23,6 +23,7 @@ from app.core.security import Caller, require_roles
 from app.identity.errors import PIN_INVALID, PIN_LOCKED, PIN_NOT_SET
 from app.wallet import funding, limits, service
 from app.wallet.errors import (
+    FUNDING_SOURCE_REQUIRED,
     IDENTITY_LEVEL_REQUIRED,
     INSUFFICIENT_FUNDS,
     LIMIT_EXCEEDED,
@@ -211,6 +212,7 @@ class WalletController(Controller):
                 *IDEMPOTENCY_ERRORS,
                 IDENTITY_LEVEL_REQUIRED,
                 WALLET_NOT_FOUND,
+                FUNDING_SOURCE_REQUIRED,
                 RECIPIENT_NOT_FOUND,
                 SELF_TRANSFER,
                 LIMIT_EXCEEDED,
