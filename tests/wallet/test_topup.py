@@ -326,3 +326,34 @@ async def test_withdrawals_are_held_then_captured_or_released_and_never_sent_twi
     )
     assert_problem(gone, 404, "withdrawal_not_found")
     await world.books_ok()
+
+
+async def test_a_webhook_and_the_poll_at_once_credit_once(
+    world: MoneyWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forced overlap: the first to lock the top-up pauses inside its transaction, after the lock and before
+    the posting, while the second arrives; the second must find it credited."""
+    person = await world.citizen()
+    card = await world.card_of(person, "pm_card_authenticationRequired")
+    started = await world.topup(person, card, 400_000)
+    intent_id = started.json()["next_action_url"].split("/")[-2]
+    world.box.authenticate(intent_id)
+    intent = await world.gateway.retrieve_payment_intent(intent_id)
+    original = topup._credit
+    entered = asyncio.Event()
+
+    async def slow_credit(*args: Any, **kwargs: Any) -> None:
+        entered.set()
+        await asyncio.sleep(0.3)
+        await original(*args, **kwargs)
+
+    monkeypatch.setattr(topup, "_credit", slow_credit)
+
+    async def second() -> str:
+        await asyncio.wait_for(entered.wait(), timeout=5)
+        return await topup.apply_intent(world.db, world.gateway, intent)
+
+    results = await asyncio.gather(topup.apply_intent(world.db, world.gateway, intent), second())
+    assert results == ["succeeded", "succeeded"]
+    assert (await world.wallet(person)).balance == 400_000
+    assert await world.count(LedgerEntry, LedgerEntry.kind == "topup") == 1
