@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import select, update
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db import Database, utcnow
 from app.core.errors import error_kind
 from app.core.settings import Settings, get_settings
-from app.identity.service import cccd_of, get_user
+from app.identity.service import cccd_of, get_user, register_personal_data_exporter
 from app.wallet.errors import FUNDING_SOURCE_REQUIRED
 from app.wallet.funding_models import FundingSource
 from app.wallet.gateway import CardGateway, GatewayError, GatewayUnavailableError
@@ -322,3 +322,43 @@ async def link_bank_account(
         account_name=account_name,
         last4=account_number[-4:],
     )
+
+
+@register_personal_data_exporter
+async def _export_funding(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    """The citizen's linked sources, top-ups and withdrawals, for their data download."""
+    from app.wallet.funding_models import WalletTopup, WalletWithdrawal
+
+    sources = await session.scalars(select(FundingSource).where(FundingSource.user_id == user_id))
+    topups = await session.scalars(select(WalletTopup).where(WalletTopup.user_id == user_id))
+    payouts = await session.scalars(select(WalletWithdrawal).where(WalletWithdrawal.user_id == user_id))
+    return {
+        "wallet_funding_sources": [
+            {
+                "id": str(s.id),
+                "kind": s.kind,
+                "status": s.status,
+                "brand": s.brand,
+                "last4": s.last4,
+                "bank_bin": s.bank_bin,
+                "account_number": s.account_number,
+                "account_name": s.account_name,
+                "linked_at": s.created_at.isoformat(),
+            }
+            for s in sources
+        ],
+        "wallet_topups": [
+            {"id": str(t.id), "amount": t.amount, "status": t.status, "created_at": t.created_at.isoformat()}
+            for t in topups
+        ],
+        "wallet_withdrawals": [
+            {
+                "id": str(w.id),
+                "amount": w.amount,
+                "status": w.status,
+                "reference": w.reference,
+                "created_at": w.created_at.isoformat(),
+            }
+            for w in payouts
+        ],
+    }

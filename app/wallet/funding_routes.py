@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
@@ -72,6 +72,20 @@ class FundingController(Controller):
         async with db.read() as session:
             rows = await funding.list_sources(session, caller.user_id)
         return FundingSourcesOut(items=[source_out(row) for row in rows])
+
+    @delete(
+        "/funding-sources/{source_id:uuid}",
+        operation_id="removeFundingSource",
+        summary="Unlink a card or bank account",
+        opt={"errors": [funding.FUNDING_SOURCE_NOT_FOUND]},
+    )
+    async def remove_source(
+        self, caller: NamedDependency[Caller], db: NamedDependency[Database], source_id: FromPath[uuid.UUID]
+    ) -> None:
+        """Unlink one of the signed-in citizen's cards or bank accounts. With none left, the wallet can
+        neither pay nor transfer until another is linked (top-ups and withdrawals in progress finish)."""
+        async with db.transaction() as session:
+            await funding.remove_source(session, caller.user_id, source_id)
 
     @post(
         "/funding-sources/cards",

@@ -95,6 +95,21 @@ async def test_only_the_holders_own_debit_card_or_account_links_and_without_one_
     assert wallet["funding_source_linked"] is True
     # Someone else's card id cannot be used to top up.
     assert_problem(await world.topup(friend, card, 50_000), 404, "funding_source_not_found")
+    # Unlinking: only one's own; with none left the wallet cannot pay again.
+    gone = f"/api/v1/me/wallet/funding-sources/{card}"
+    assert_problem(await world.http.delete(gone, headers=friend.headers), 404, "funding_source_not_found")
+    assert (await world.http.delete(gone, headers=person.headers)).status_code == 204
+    assert (
+        await world.http.delete(
+            f"/api/v1/me/wallet/funding-sources/{account.json()['id']}", headers=person.headers
+        )
+    ).status_code == 204
+    again = await world.http.post(
+        "/api/v1/me/wallet/transfers",
+        json={"phone": friend.phone, "amount": 10_000, "pin": DEFAULT_PIN},
+        headers={**person.headers, **key()},
+    )
+    assert_problem(again, 409, "funding_source_required")
 
 
 async def test_a_card_top_up_is_credited_once_whatever_the_webhooks_do(world: MoneyWorld) -> None:
