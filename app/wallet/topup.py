@@ -149,6 +149,12 @@ async def drive_topup(
         await _touch(db, topup_id)
         return "pending"
     except GatewayError as exc:
+        if intent_id is not None:
+            # The gateway refuses to show an intent it gave us (404 from a sandbox in another process, an
+            # outage answering 4xx): the money may have moved, so the top-up stays open for the poll.
+            log.error("topup_intent_unreadable", topup_id=str(topup_id), code=exc.code, status=exc.status)
+            await _touch(db, topup_id)
+            return "pending"
         log.warning("topup_gateway_refused", topup_id=str(topup_id), code=exc.code)
         await _finish_failed(db, topup_id, exc.code or exc.type)
         return "failed"
