@@ -38,6 +38,9 @@ from app.identity import runtime as identity_runtime
 from app.identity.inbox import inbox_lifespan
 from app.identity.routes import identity_development_routes, identity_routes
 from app.identity.tokens import session_is_active
+from app.wallet import topup as wallet_topup
+from app.wallet import withdrawals as wallet_withdrawals
+from app.wallet.gateway import card_gateway_for, install_card_gateway
 
 __all__ = ["create_app"]
 
@@ -65,6 +68,7 @@ def _domain_routes() -> Sequence[Any]:
     from app.services.result_routes import result_routes
     from app.services.routes import services_routes
     from app.settlement.routes import settlement_routes
+    from app.wallet.funding_routes import funding_routes
     from app.wallet.routes import wallet_routes
 
     return [
@@ -79,6 +83,7 @@ def _domain_routes() -> Sequence[Any]:
         *complaint_routes,
         *settlement_routes,
         *wallet_routes,
+        *funding_routes,
         *admin_routes,
         AuditController,
     ]
@@ -86,7 +91,11 @@ def _domain_routes() -> Sequence[Any]:
 
 def _development_routes(settings: Settings) -> Sequence[Any]:
     """Routes that exist only outside production (the SMS outbox that shows one-time codes)."""
-    return [] if settings.is_production else [*identity_development_routes]
+    from app.wallet.funding_routes import funding_development_routes
+
+    if settings.is_production:
+        return []
+    return [*identity_development_routes, *funding_development_routes]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -118,6 +127,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     identity_runtime.install(db, settings, stores=stores, limiter=limiter)
     bill_confirmations.install(db, biller_gateway)
     register_session_check(session_is_active)
+    card_gateway, card_sandbox = card_gateway_for(settings)
+    install_card_gateway(card_gateway, card_sandbox)
+    wallet_withdrawals.install(db)
+    if card_sandbox is not None and settings.environment != "test":
+        # The embedded sandbox delivers its signed webhooks straight to our own handler (tests deliver them
+        # themselves, to play duplicates, delays and forgeries).
+        async def deliver(body: bytes, header: str) -> None:
+            await wallet_topup.receive_webhook(db, settings, card_gateway, body, header)
+
+        card_sandbox.deliver = deliver
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -135,6 +154,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if worker is not None:
                 await worker.stop(grace_seconds=10)
             await app.state.biller_gateway.aclose()
+            await card_gateway.aclose()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()

@@ -15,7 +15,10 @@ from app.services import (
 )
 from app.services import models as services_models  # noqa: F401
 from app.settlement import models as settlement_models  # noqa: F401
+from app.wallet import (
+    funding_models,  # noqa: F401
+    payout_holds,  # noqa: F401
+)
 from app.wallet import models as wallet_models  # noqa: F401
-from app.wallet import payout_holds  # noqa: F401
 
 __all__: list[str] = []

@@ -11,5 +11,7 @@ from app.core import housekeeping  # noqa: F401
 from app.services import postal as services_postal  # noqa: F401
 from app.settlement import jobs as settlement_jobs  # noqa: F401
 from app.wallet import jobs as wallet_jobs  # noqa: F401
+from app.wallet import topup as wallet_topup  # noqa: F401
+from app.wallet import withdrawals as wallet_withdrawals  # noqa: F401
 
 __all__: list[str] = []

@@ -32,6 +32,7 @@ _DEV_SECRETS = {
     "AUDIT_KEYS": "dev1:dev-insecure-audit-mac-key-0123456789abcdef",
     "WEBHOOK_KEYS": "dev1:dev-insecure-webhook-key-0123456789abcdef",
     "RECEIPT_KEYS": "dev1:dev-insecure-receipt-signing-seed-0123456789",
+    "CARD_GATEWAY_WEBHOOK_SECRETS": "dev1:dev-insecure-card-gateway-webhook-secret-0123",
 }
 
 
@@ -166,6 +167,11 @@ class Settings:
     the in-process sandbox bank."""
     bank_api_token: str | None = None
     """Bearer token for the partner bank's payout API."""
+    card_gateway_url: str | None = None
+    """Base URL of the Stripe-compatible card gateway (top-ups, ``app.wallet.gateway``); unset outside
+    production means the embedded sandbox gateway (production refuses to start without a real one)."""
+    card_gateway_secret_key: str | None = None
+    """The gateway's secret API key (``sk_live_...``), sent as a bearer token."""
     jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
     pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
     data_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("DATA_KEYS", _DEV_SECRETS["DATA_KEYS"]))
@@ -187,6 +193,13 @@ class Settings:
     """Public address of the API (``PUBLIC_BASE_URL``), printed in the QR code of signed results."""
     result_postage_vnd: int = 30_000
     """Postage of a result returned by public post (``RESULT_POSTAGE_VND``, đồng), billed to the citizen."""
+    card_gateway_webhook_secrets: KeyRing = field(
+        default_factory=lambda: KeyRing.parse(
+            "CARD_GATEWAY_WEBHOOK_SECRETS", _DEV_SECRETS["CARD_GATEWAY_WEBHOOK_SECRETS"]
+        )
+    )
+    """The gateway's webhook signing secrets (``Stripe-Signature``): an event is accepted when any ``v1``
+    matches any of them, so a new secret is added in front while the old one still verifies."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -206,6 +219,7 @@ class Settings:
             self.webhook_keys,
             self.receipt_keys,
             *((self.result_keys,) if self.result_keys is not None else ()),
+            self.card_gateway_webhook_secrets,
         )
 
     @property
@@ -353,6 +367,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"BANK_API_URL: expected an http(s) URL, got {bank_url!r}")
         values["bank_api_url"] = bank_url
         values["bank_api_token"] = env.get("BANK_API_TOKEN") or None
+    if gateway_url := env.get("CARD_GATEWAY_URL"):
+        if not gateway_url.startswith(("https://", "http://")):
+            raise ConfigError(f"CARD_GATEWAY_URL: expected an http(s) URL, got {gateway_url!r}")
+        values["card_gateway_url"] = gateway_url
+        values["card_gateway_secret_key"] = env.get("CARD_GATEWAY_SECRET_KEY") or None
     if "OFFICE_HOURS" in env:
         values["office_hours"] = _office_hours(env["OFFICE_HOURS"])
     for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
@@ -386,6 +405,11 @@ def _refuse_unsafe_production(settings: Settings) -> None:
     if settings.bank_api_url is None:
         raise ConfigError(
             "BANK_API_URL: production needs the partner bank's payout API (the sandbox pays nobody)"
+        )
+    if settings.card_gateway_url is None or not settings.card_gateway_secret_key:
+        raise ConfigError(
+            "CARD_GATEWAY_URL: production needs the card gateway and CARD_GATEWAY_SECRET_KEY "
+            "(the embedded sandbox gateway moves no real money)"
         )
     if settings.is_sqlite and not settings.allow_sqlite_in_production:
         raise ConfigError(

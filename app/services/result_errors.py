@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.errors import error_kind
+from app.core.errors import WEBHOOK_SIGNATURE_INVALID, error_kind
 
 __all__ = [
     "ALREADY_RATED",
@@ -46,10 +46,4 @@ RATING_NOT_OPEN = error_kind(
 )
 ALREADY_RATED = error_kind(
     "already_rated", 409, "Hồ sơ này đã được đánh giá", "This dossier was already rated"
-)
-WEBHOOK_SIGNATURE_INVALID = error_kind(
-    "webhook_signature_invalid",
-    401,
-    "Chữ ký webhook không hợp lệ",
-    "The webhook signature is missing or wrong",
 )

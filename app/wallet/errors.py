@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.core.errors import error_kind
 
 __all__ = [
+    "FUNDING_SOURCE_REQUIRED",
     "HOLD_NOT_ACTIVE",
     "IDENTITY_LEVEL_REQUIRED",
     "INSUFFICIENT_FUNDS",
@@ -54,6 +55,15 @@ WALLET_NOT_EMPTY = error_kind(
     "wallet_not_empty", 409, "Ví còn số dư", "The wallet still holds money or pending amounts"
 )
 """Closing the account is refused while the wallet's balance or held amount is not zero."""
+
+
+FUNDING_SOURCE_REQUIRED = error_kind(
+    "funding_source_required",
+    409,
+    "Ví chưa liên kết nguồn tiền",
+    "Link your own debit card or bank account first",
+)
+"""A wallet with no linked debit card or bank account can neither pay nor transfer."""
 
 
 class LedgerError(RuntimeError):

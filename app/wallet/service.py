@@ -6,7 +6,8 @@ For other modules (all inside the caller's ``Database.transaction()`` session):
                           category="electricity", limit_exempt=True,
                           credits=[(biller_account, 90_000)], kind="bill_payment",
                           reference=str(bill_id), description="...", metadata={...}) -> Posted
-        raises identity_level_required (403), wallet_not_found (404), limit_exceeded (422), pin_invalid /
+        raises identity_level_required (403), wallet_not_found (404), funding_source_required (409),
+        limit_exceeded (422), pin_invalid /
         pin_locked / pin_not_set, insufficient_funds (422) -- having written nothing the caller keeps
         (a refusal is an exception: let it roll the transaction back).
     await wallet_account_id(session, user_id, create=False) -> uuid   (wallet_not_found if none is open)
@@ -56,6 +57,7 @@ from app.wallet.errors import (
     WALLET_NOT_FOUND,
     LedgerError,
 )
+from app.wallet.funding import require_linked_source
 from app.wallet.ledger import AccountType, Balance, Entry, Posted, credit, debit
 from app.wallet.limits import VN
 from app.wallet.models import LedgerAccount, LedgerEntry, LedgerPosting
@@ -156,10 +158,12 @@ async def pay_from_wallet(
 ) -> Posted:
     """Pay ``sum(credits)`` from ``payer_id``'s wallet as ONE ledger entry, in the caller's transaction.
 
-    Order: identity level, wallet, per-payment limit (before the PIN: no PIN try is spent on a payment
-    that could never pass), PIN, day/month/cap/new-device limits (counted under the payer's usage-row
-    locks), then the posting (the wallet's row lock and balance check). Any refusal raises having written
-    nothing the caller keeps, provided the caller lets the exception roll its transaction back.
+    Order: identity level, wallet, a linked funding source (``funding_source_required``: a wallet with no
+    linked debit card or bank account can neither pay nor transfer), per-payment limit (before the PIN: no
+    PIN try is spent on a payment that could never pass), PIN, day/month/cap/new-device limits (counted
+    under the payer's usage-row locks), then the posting (the wallet's row lock and balance check). Any
+    refusal raises having written nothing the caller keeps, provided the caller lets the exception roll its
+    transaction back.
 
     A movement the system starts on the payer's standing word (an auto-pay mandate confirmed with the PIN)
     passes ``pin=None`` and its recorded ``authority`` (e.g. ``mandate:{id}``) instead, written into the
@@ -170,6 +174,7 @@ async def pay_from_wallet(
     amount = _total(credits)
     level = await require_level(session, payer_id)
     wallet = await wallet_account_id(session, payer_id, create=False)
+    await require_linked_source(session, payer_id)
     await limits.check_per_transaction(session, level=level, category=category, amount=amount)
     if pin is not None:
         await verify_payment_pin(session, payer_id, pin)

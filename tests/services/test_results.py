@@ -391,7 +391,7 @@ async def test_postage_paid_with_the_fee_in_one_tap_then_posted_delivered_and_ra
     forged = await client.post(
         "/api/v1/webhooks/postal", content=body, headers={**json_type, "X-Postal-Signature": "dev1=00"}
     )
-    assert_problem(forged, 401, "webhook_signature_invalid")
+    assert_problem(forged, 400, "webhook_signature_invalid")
     signed = {**json_type, "X-Postal-Signature": webhook_signature(settings.webhook_keys, body)}
     first = await client.post("/api/v1/webhooks/postal", content=body, headers=signed)
     assert first.status_code == 200, first.text
