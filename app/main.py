@@ -56,6 +56,7 @@ def _domain_routes() -> Sequence[Any]:
     from app.admin.routes import admin_routes
     from app.core.audit_routes import AuditController
     from app.identity.inbox_routes import InboxController
+    from app.merchants.routes import merchant_routes
     from app.services.dossier_routes import dossier_routes
     from app.services.routes import services_routes
     from app.wallet.routes import wallet_routes
@@ -68,6 +69,7 @@ def _domain_routes() -> Sequence[Any]:
         *bills_routes,
         *payment_routes,
         *wallet_routes,
+        *merchant_routes,
         *admin_routes,
         AuditController,
     ]

@@ -7,6 +7,7 @@ from app.core import audit_models  # noqa: F401
 from app.core import models as core_models  # noqa: F401
 from app.identity import inbox_models  # noqa: F401
 from app.identity import models as identity_models  # noqa: F401
+from app.merchants import models as merchants_models  # noqa: F401
 from app.services import dossier_models  # noqa: F401
 from app.services import models as services_models  # noqa: F401
 from app.wallet import models as wallet_models  # noqa: F401

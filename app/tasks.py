@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from app.bills import confirmations as bill_confirmations  # noqa: F401
 from app.core import housekeeping  # noqa: F401
+from app.merchants import settlement as merchant_settlement  # noqa: F401
+from app.merchants import webhooks as merchant_webhooks  # noqa: F401
 from app.wallet import jobs as wallet_jobs  # noqa: F401
 
 __all__: list[str] = []
