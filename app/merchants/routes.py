@@ -382,12 +382,12 @@ class MerchantStaffController(Controller):
         base = f"/api/v1/merchants/{merchant_id}/stores/{store_id}/qr"
         return StoreQr(
             payload=service.store_qr_payload(merchant, store, settings),
-            png_url=f"{base}.png",
-            svg_url=f"{base}.svg",
+            png_url=f"{base}/png",
+            svg_url=f"{base}/svg",
         )
 
     @get(
-        "/stores/{store_id:uuid}/qr.{fmt:str}",
+        "/stores/{store_id:uuid}/qr/{fmt:str}",
         operation_id="getStoreQrImage",
         summary="A store's static QR as PNG or SVG",
         media_type="image/png",
@@ -528,7 +528,7 @@ class MerchantStaffController(Controller):
             return (await service.get_order(session, merchant, order_id, settings))[1]
 
     @get(
-        "/orders/{order_id:uuid}/qr.{fmt:str}",
+        "/orders/{order_id:uuid}/qr/{fmt:str}",
         operation_id="getMerchantOrderQrImage",
         summary="An order's dynamic QR as PNG or SVG",
         media_type="image/png",

@@ -221,7 +221,7 @@ def payment_view(
 
 
 def _qr_links(path: str, payload: str) -> StoreQr:
-    return StoreQr(payload=payload, png_url=f"{path}.png", svg_url=f"{path}.svg")
+    return StoreQr(payload=payload, png_url=f"{path}/png", svg_url=f"{path}/svg")
 
 
 def order_view(order: MerchantOrder, payload: str, *, now: datetime | None = None) -> OrderOut:
