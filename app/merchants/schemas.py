@@ -170,7 +170,8 @@ class OrderIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     store_id: Annotated[uuid.UUID | None, msgspec.Meta(description="The store it is paid at.")] = None
     description: Annotated[str, msgspec.Meta(max_length=100, description="What is paid (field 62-08).")] = ""
     external_ref: Annotated[
-        Annotated[str, msgspec.Meta(max_length=64)] | None, msgspec.Meta(description="The merchant's own order number.")
+        Annotated[str, msgspec.Meta(max_length=64)] | None,
+        msgspec.Meta(description="The merchant's own order number."),
     ] = None
 
 

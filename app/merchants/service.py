@@ -394,7 +394,9 @@ async def list_staff(session: AsyncSession, merchant_id: uuid.UUID) -> list[Staf
     staff: list[StaffOut] = []
     for user_id, role in rows:
         brief = await get_user_brief(session, user_id)
-        staff.append(StaffOut(user_id=user_id, role=role, full_name=brief.full_name if brief else None))
+        staff.append(
+            StaffOut(user_id=user_id, role=role, full_name=brief.full_name if brief else None)  # type: ignore[arg-type]
+        )
     return staff
 
 

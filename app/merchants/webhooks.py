@@ -21,14 +21,13 @@ import hashlib
 import hmac
 import time
 import uuid
-from typing import Any
 
 import httpx
 import msgspec
 import structlog
 from sqlalchemy import select
 
-from app.core.db import Database, new_id, utcnow
+from app.core.db import Database, utcnow
 from app.core.outbox import Envelope, enqueue, register_handler
 from app.core.settings import KeyRing, Settings
 from app.merchants.models import Merchant, MerchantWebhookEvent
@@ -171,14 +170,6 @@ async def resend(db: Database, merchant_id: uuid.UUID, event_id: uuid.UUID) -> M
         await enqueue(session, WEBHOOK_TOPIC, {"event_id": str(event.id)}, key=f"{event.id}:{event.resends}")
         await session.flush()
         return event
-
-
-def new_event_id() -> uuid.UUID:
-    return new_id()
-
-
-def _payload_of(event: MerchantWebhookEvent) -> dict[str, Any]:
-    return dict(event.payload)
 
 
 register_handler(WEBHOOK_TOPIC, deliver_webhook, max_attempts=MAX_ATTEMPTS, timeout_seconds=15)

@@ -23,7 +23,7 @@ from app.core.db import Database, utcnow
 from app.core.outbox import Dispatcher, DispatcherConfig, HandlerRegistry
 from app.core.security import Caller, issue_access_token
 from app.core.settings import Settings
-from app.merchants import service, settlement, webhooks
+from app.merchants import service, settlement, vietqr, webhooks
 from app.merchants.models import MerchantOrder, MerchantPayment
 from app.wallet import ledger
 from app.wallet import service as wallet_service
@@ -46,7 +46,9 @@ class World:
         async with self.db.transaction() as session:
             wallet = await wallet_service.wallet_account_id(session, user_id, create=True)
             bank = ledger.system_account(AccountType.GUARANTEE_BANK)
-            await ledger.post(session, Entry(kind="topup", postings=[debit(bank, amount), credit(wallet, amount)]))
+            await ledger.post(
+                session, Entry(kind="topup", postings=[debit(bank, amount), credit(wallet, amount)])
+            )
             return wallet
 
     async def balance(self, account_id: uuid.UUID) -> int:
@@ -58,8 +60,13 @@ class World:
         assert person.session_id is not None
         token, _ttl = issue_access_token(
             self.settings,
-            Caller(person.user_id, person.session_id, frozenset({"citizen", role}), identity_level=2,
-                   merchant_id=merchant_id),
+            Caller(
+                person.user_id,
+                person.session_id,
+                frozenset({"citizen", role}),
+                identity_level=2,
+                merchant_id=merchant_id,
+            ),
         )
         return {"Authorization": f"Bearer {token}"}
 
@@ -68,7 +75,9 @@ class World:
             path, json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, **kw
         )
 
-    async def merchant(self, name: str, tax_code: str, *, owner: UserHandle | None = None) -> tuple[str, UserHandle]:
+    async def merchant(
+        self, name: str, tax_code: str, *, owner: UserHandle | None = None
+    ) -> tuple[str, UserHandle]:
         owner = owner or await make_user(self.app, full_name="Trần Thị Xuân")
         created = await self.post(
             "/api/v1/merchants",
@@ -94,14 +103,22 @@ class World:
     async def static_qr(self, merchant_id: str, headers: dict[str, str]) -> str:
         m = (await self.http.get(f"/api/v1/merchants/{merchant_id}", headers=headers)).json()
         store_id = m["stores"][0]["id"]
-        return str((await self.http.get(f"/api/v1/merchants/{merchant_id}/stores/{store_id}/qr", headers=headers)).json()["payload"])
+        return str(
+            (
+                await self.http.get(f"/api/v1/merchants/{merchant_id}/stores/{store_id}/qr", headers=headers)
+            ).json()["payload"]
+        )
 
-    async def pay(self, payer: UserHandle, payload: str, amount: int | None = None, key: str | None = None) -> httpx.Response:
+    async def pay(
+        self, payer: UserHandle, payload: str, amount: int | None = None, key: str | None = None
+    ) -> httpx.Response:
         body: dict[str, Any] = {"payload": payload, "pin": DEFAULT_PIN}
         if amount is not None:
             body["amount"] = amount
         return await self.http.post(
-            "/api/v1/qr/payments", json=body, headers={**payer.headers, "Idempotency-Key": key or uuid.uuid4().hex}
+            "/api/v1/qr/payments",
+            json=body,
+            headers={**payer.headers, "Idempotency-Key": key or uuid.uuid4().hex},
         )
 
 
@@ -131,10 +148,19 @@ async def world(app: Litestar, settings: Settings) -> AsyncIterator[World]:
 async def test_onboard_pay_by_scan_refund_webhook_and_settle(world: World) -> None:
     # Onboarding rules: level 2 owner, tax code shapes
     level1 = await make_user(world.app, level=1)
-    refused = await world.post("/api/v1/merchants", {
-        "name": "Quán X", "tax_code": "3300101234", "mcc": "5812", "settlement_bank_bin": "970436",
-        "settlement_account_number": "0041000123456", "settlement_account_name": "NGUYEN X", "stores": [STORE],
-    }, level1.headers)
+    refused = await world.post(
+        "/api/v1/merchants",
+        {
+            "name": "Quán X",
+            "tax_code": "3300101234",
+            "mcc": "5812",
+            "settlement_bank_bin": "970436",
+            "settlement_account_number": "0041000123456",
+            "settlement_account_name": "NGUYEN X",
+            "stores": [STORE],
+        },
+        level1.headers,
+    )
     assert_problem(refused, 403, "identity_level_required")
     for bad in ("33001012", "330010123456789", "ABCDEFGHIJ"):
         assert service_code(bad) is None
@@ -155,10 +181,14 @@ async def test_onboard_pay_by_scan_refund_webhook_and_settle(world: World) -> No
         received.append(request)
         return httpx.Response(500 if len(received) == 1 else 200)  # first try fails: retried
 
-    hook = await world.post(f"/api/v1/merchants/{merchant_id}/webhook", {"url": "https://shop.example/hook"}, owner_h)
+    hook = await world.post(
+        f"/api/v1/merchants/{merchant_id}/webhook", {"url": "https://shop.example/hook"}, owner_h
+    )
     assert hook.status_code == 200, hook.text
     secret = hook.json()["secret"]
-    webhooks.install(world.db, world.settings, httpx.AsyncClient(transport=httpx.MockTransport(merchant_server)))
+    webhooks.install(
+        world.db, world.settings, httpx.AsyncClient(transport=httpx.MockTransport(merchant_server))
+    )
 
     # Static QR: the payer scans, sees who, types the amount, pays
     payload = await world.static_qr(merchant_id, cashier_h)
@@ -167,7 +197,8 @@ async def test_onboard_pay_by_scan_refund_webhook_and_settle(world: World) -> No
     preview = await world.http.post("/api/v1/qr/preview", json={"payload": payload}, headers=payer.headers)
     assert preview.status_code == 200, preview.text
     assert preview.json()["merchant_name"] == "Quán Bún Bò O Xuân"
-    assert preview.json()["amount"] is None and preview.json()["store_name"] == "Quầy chính"
+    assert preview.json()["amount"] is None
+    assert preview.json()["store_name"] == "Quầy chính"
     assert_problem(await world.pay(payer, payload), 422, "qr_amount_required")
     bad_crc = payload[:-1] + ("0" if payload[-1] != "0" else "1")
     assert_problem(await world.pay(payer, bad_crc, 45_000), 422, "qr_invalid")
@@ -178,22 +209,33 @@ async def test_onboard_pay_by_scan_refund_webhook_and_settle(world: World) -> No
     assert await world.balance(wallet) == 455_000
 
     # Dynamic QR: the cashier asks for 120,001 đ (fee 720.006 -> 720), paid once
-    order = await world.post(f"/api/v1/merchants/{merchant_id}/orders", {"amount": 120_001, "description": "Bún bò đặc biệt x3"}, cashier_h)
+    order = await world.post(
+        f"/api/v1/merchants/{merchant_id}/orders",
+        {"amount": 120_001, "description": "Bún bò đặc biệt x3"},
+        cashier_h,
+    )
     assert order.status_code == 201, order.text
     dyn = order.json()["qr"]["payload"]
     png = await world.http.get(order.json()["qr"]["png_url"], headers=cashier_h)
-    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert png.status_code == 200
+    assert png.content.startswith(b"\x89PNG")
     assert_problem(await world.pay(payer, dyn, 1_000), 422, "qr_invalid")  # the amount is fixed
     second = await world.pay(payer, dyn)
     assert second.status_code == 201, second.text
     assert second.json()["fee"] == 720
     assert_problem(await world.pay(payer, dyn), 409, "order_not_payable")
-    status = await world.http.get(f"/api/v1/merchants/{merchant_id}/orders/{order.json()['id']}", headers=cashier_h)
+    status = await world.http.get(
+        f"/api/v1/merchants/{merchant_id}/orders/{order.json()['id']}", headers=cashier_h
+    )
     assert status.json()["status"] == "paid"
     # an expired order
     late = await world.post(f"/api/v1/merchants/{merchant_id}/orders", {"amount": 5_000}, cashier_h)
     async with world.db.transaction() as session:
-        await session.execute(update(MerchantOrder).where(MerchantOrder.id == uuid.UUID(late.json()["id"])).values(expires_at=utcnow() - timedelta(seconds=1)))
+        await session.execute(
+            update(MerchantOrder)
+            .where(MerchantOrder.id == uuid.UUID(late.json()["id"]))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert_problem(await world.pay(payer, late.json()["qr"]["payload"]), 422, "order_expired")
 
     # Refunds: two partials, then more than is left is refused, then the rest
@@ -202,31 +244,43 @@ async def test_onboard_pay_by_scan_refund_webhook_and_settle(world: World) -> No
     r1 = await world.post(url, {"amount": 10_000, "reason": "thiếu món"}, cashier_h)
     assert r1.status_code == 201, r1.text
     r2 = await world.post(url, {"amount": 5_000}, cashier_h)
-    assert r2.json()["refunded_total"] == 15_000 and r2.json()["payment_status"] == "partially_refunded"
+    assert r2.json()["refunded_total"] == 15_000
+    assert r2.json()["payment_status"] == "partially_refunded"
     assert_problem(await world.post(url, {"amount": 30_001}, cashier_h), 422, "refund_exceeds_paid")
     r3 = await world.post(url, {}, cashier_h)
-    assert r3.json()["amount"] == 30_000 and r3.json()["payment_status"] == "refunded"
+    assert r3.json()["amount"] == 30_000
+    assert r3.json()["payment_status"] == "refunded"
     assert sum(r.json()["fee_returned"] for r in (r1, r2, r3)) == 270  # the whole fee given back
     assert await world.balance(wallet) == 500_000 - 120_001
 
     # Webhooks: 2 payments + 3 refunds, signed, the first try failed and was retried
     handlers = HandlerRegistry()
     handlers.register(service.WEBHOOK_TOPIC, webhooks.deliver_webhook)
-    dispatcher = Dispatcher(world.db, config=DispatcherConfig(backoff_base_seconds=0.01, backoff_cap_seconds=0.02), handlers=handlers)
+    dispatcher = Dispatcher(
+        world.db,
+        config=DispatcherConfig(backoff_base_seconds=0.01, backoff_cap_seconds=0.02),
+        handlers=handlers,
+    )
     for _ in range(50):
         await dispatcher.dispatch_once()
-        log = (await world.http.get(f"/api/v1/merchants/{merchant_id}/webhook-events", headers=owner_h)).json()
+        log = (
+            await world.http.get(f"/api/v1/merchants/{merchant_id}/webhook-events", headers=owner_h)
+        ).json()
         if all(e["status"] == "delivered" for e in log):
             break
         await asyncio.sleep(0.03)
-    assert len(log) == 5 and all(e["status"] == "delivered" for e in log)
+    assert len(log) == 5
+    assert all(e["status"] == "delivered" for e in log)
     assert sum(e["attempts"] for e in log) == 6
     for request in received:
         assert webhooks.verify(secret, request.content, request.headers["Hue-Signature"])
         assert json.loads(request.content)["id"] == request.headers["Hue-Event-Id"]
     assert not webhooks.verify(secret, received[-1].content + b" ", received[-1].headers["Hue-Signature"])
-    resent = await world.post(f"/api/v1/merchants/{merchant_id}/webhook-events/{log[0]['id']}/resend", None, owner_h)
-    assert resent.status_code == 200 and resent.json()["resends"] == 1
+    resent = await world.post(
+        f"/api/v1/merchants/{merchant_id}/webhook-events/{log[0]['id']}/resend", None, owner_h
+    )
+    assert resent.status_code == 200
+    assert resent.json()["resends"] == 1
 
     # Settlement: the day's net balance to the bank, once; the CSV adds up to the ledger
     bank = SandboxBank()
@@ -235,10 +289,14 @@ async def test_onboard_pay_by_scan_refund_webhook_and_settle(world: World) -> No
     run = await settlement.settle_day(world.db, today)
     again = await settlement.settle_day(world.db, today)
     expected = (45_000 - 270) - (45_000 - 270) + (120_001 - 720)
-    assert run.total == expected and again.skipped >= 1 and bank.succeeded_total() == expected
-    report = await world.http.get(f"/api/v1/merchants/{merchant_id}/settlements/{today}/report", headers=owner_h)
+    assert run.total == expected
+    assert again.skipped >= 1
+    assert bank.succeeded_total() == expected
+    report = await world.http.get(
+        f"/api/v1/merchants/{merchant_id}/settlements/{today}/report", headers=owner_h
+    )
     rows = list(csv.reader(io.StringIO(report.text)))
-    lines = [r for r in rows[2:-1]]
+    lines = list(rows[2:-1])
     async with world.db.read() as session:
         merchant = await service.get_merchant(session, uuid.UUID(merchant_id))
     # settled "today" in this test, so the payout is one of today's lines and the day closes at 0
@@ -268,19 +326,64 @@ async def test_a_cashier_of_merchant_a_cannot_see_merchant_b(world: World) -> No
     paid = await world.pay(payer, await world.static_qr(b_id, b_h), 20_000)
     assert paid.status_code == 201
     for path in ("", "/payments", "/staff", "/webhook-events", "/settlements"):
-        assert_problem(await world.http.get(f"/api/v1/merchants/{b_id}{path}", headers=a_h), 404, "merchant_not_found")
-    assert_problem(await world.post(f"/api/v1/merchants/{b_id}/payments/{paid.json()['id']}/refunds", {}, a_h), 404, "merchant_not_found")
-    assert_problem(await world.post(f"/api/v1/merchants/{a_id}/payments/{paid.json()['id']}/refunds", {}, a_h), 404, "merchant_payment_not_found")
-    assert_problem(await world.http.get(f"/api/v1/me/merchant-payments/{paid.json()['id']}", headers=a_h), 404, "merchant_payment_not_found")
-    assert (await world.http.get(f"/api/v1/merchants/{b_id}/payments", headers=b_h)).json()["items"][0]["amount"] == 20_000
+        assert_problem(
+            await world.http.get(f"/api/v1/merchants/{b_id}{path}", headers=a_h), 404, "merchant_not_found"
+        )
+    assert_problem(
+        await world.post(f"/api/v1/merchants/{b_id}/payments/{paid.json()['id']}/refunds", {}, a_h),
+        404,
+        "merchant_not_found",
+    )
+    assert_problem(
+        await world.post(f"/api/v1/merchants/{a_id}/payments/{paid.json()['id']}/refunds", {}, a_h),
+        404,
+        "merchant_payment_not_found",
+    )
+    assert_problem(
+        await world.http.get(f"/api/v1/me/merchant-payments/{paid.json()['id']}", headers=a_h),
+        404,
+        "merchant_payment_not_found",
+    )
+    assert (await world.http.get(f"/api/v1/merchants/{b_id}/payments", headers=b_h)).json()["items"][0][
+        "amount"
+    ] == 20_000
     # an API key of A cannot refund B's payment either
-    key = await world.post(f"/api/v1/merchants/{a_id}/api-keys", {"name": "pos", "scopes": ["refunds", "orders"]}, world.staff(_owner_a, a_id, "merchant_owner"))
+    key = await world.post(
+        f"/api/v1/merchants/{a_id}/api-keys",
+        {"name": "pos", "scopes": ["refunds", "orders"]},
+        world.staff(_owner_a, a_id, "merchant_owner"),
+    )
     assert key.status_code == 201, key.text
     api = {"X-Api-Key": key.json()["secret"]}
-    assert_problem(await world.post(f"/api/v1/merchant-api/payments/{paid.json()['id']}/refunds", {}, api), 404, "merchant_payment_not_found")
+    assert_problem(
+        await world.post(f"/api/v1/merchant-api/payments/{paid.json()['id']}/refunds", {}, api),
+        404,
+        "merchant_payment_not_found",
+    )
     order = await world.post("/api/v1/merchant-api/orders", {"amount": 9_000, "external_ref": "POS-1"}, api)
-    assert order.status_code == 201 and order.json()["qr"]["payload"].endswith(order.json()["qr"]["payload"][-4:])
-    assert_problem(await world.post("/api/v1/merchant-api/orders", {"amount": 9_000}, {"X-Api-Key": "mk_nothing"}), 401, "api_key_invalid")
+    assert order.status_code == 201, order.text
+    read_back = vietqr.parse(order.json()["qr"]["payload"])
+    assert (read_back.amount, read_back.reference) == (9_000, order.json()["reference"])
+    status = await world.http.get(f"/api/v1/merchant-api/orders/{order.json()['id']}", headers=api)
+    assert status.json()["status"] == "open"
+    assert_problem(
+        await world.http.get("/api/v1/merchant-api/payments", headers=api), 403, "forbidden"
+    )  # no scope
+    owner_a_h = world.staff(_owner_a, a_id, "merchant_owner")
+    revoked = await world.http.delete(
+        f"/api/v1/merchants/{a_id}/api-keys/{key.json()['key']['id']}", headers=owner_a_h
+    )
+    assert revoked.status_code == 204, revoked.text
+    assert_problem(
+        await world.http.get(f"/api/v1/merchant-api/orders/{order.json()['id']}", headers=api),
+        401,
+        "api_key_invalid",
+    )
+    assert_problem(
+        await world.post("/api/v1/merchant-api/orders", {"amount": 9_000}, {"X-Api-Key": "mk_nothing"}),
+        401,
+        "api_key_invalid",
+    )
 
 
 async def test_64_concurrent_payers_to_one_merchant_all_land(world: World) -> None:
@@ -290,9 +393,15 @@ async def test_64_concurrent_payers_to_one_merchant_all_land(world: World) -> No
     for p in payers:
         await world.fund(p.user_id, 50_000)
     results = await asyncio.gather(*(world.pay(p, payload, 10_000) for p in payers))
-    assert [r.status_code for r in results] == [201] * 64, [r.text for r in results if r.status_code != 201][:2]
+    assert [r.status_code for r in results] == [201] * 64, [r.text for r in results if r.status_code != 201][
+        :2
+    ]
     async with world.db.read() as session:
-        count = await session.scalar(select(func.count()).select_from(MerchantPayment).where(MerchantPayment.merchant_id == uuid.UUID(merchant_id)))
+        count = await session.scalar(
+            select(func.count())
+            .select_from(MerchantPayment)
+            .where(MerchantPayment.merchant_id == uuid.UUID(merchant_id))
+        )
         merchant = await service.get_merchant(session, uuid.UUID(merchant_id))
         payable = (await ledger.balance(session, merchant.payable_account_id)).balance
     assert count == 64
@@ -326,7 +435,9 @@ async def test_two_refunds_at_once_never_exceed_what_was_paid(world: World) -> N
 
     results = await asyncio.gather(refund(0.3), second())
     assert sum(not isinstance(r, Exception) for r in results) == 1
-    assert [getattr(r, "kind", None) and r.kind.code for r in results if isinstance(r, Exception)] == ["refund_exceeds_paid"]
+    assert [getattr(r, "kind", None) and r.kind.code for r in results if isinstance(r, Exception)] == [
+        "refund_exceeds_paid"
+    ]
     assert await world.balance(wallet) == 100_000 - 60_000 + 40_000
     async with world.db.transaction() as session:
         assert (await ledger.check_books(session)).ok

@@ -18,7 +18,12 @@ EXAMPLE = "00020101021138540010A00000072701240006970423011000999999990208QRIBFTT
 def test_crc_check_value_and_the_public_example() -> None:
     assert f"{vietqr.crc16_ccitt_false(b'123456789'):04X}" == "29B1"
     parsed = vietqr.parse(EXAMPLE)
-    assert (parsed.bank_bin, parsed.account, parsed.dynamic, parsed.amount) == ("970423", "0099999999", False, None)
+    assert (parsed.bank_bin, parsed.account, parsed.dynamic, parsed.amount) == (
+        "970423",
+        "0099999999",
+        False,
+        None,
+    )
     # rebuilding the same fields gives the example byte for byte (names and city are optional there)
     assert vietqr.build(vietqr.VietQr(bank_bin="970423", account="0099999999")) == EXAMPLE
 
@@ -26,7 +31,12 @@ def test_crc_check_value_and_the_public_example() -> None:
 def test_our_payloads_read_back_field_by_field_by_two_third_party_decoders() -> None:
     static = vietqr.build(
         vietqr.VietQr(
-            bank_bin="970423", account="961234567890", mcc="5812", name="Quán Bún Bò O Xuân", city="Huế", store="QUAY-1"
+            bank_bin="970423",
+            account="961234567890",
+            mcc="5812",
+            name="Quán Bún Bò O Xuân",
+            city="Huế",
+            store="QUAY-1",
         )
     )
     dynamic = vietqr.build(
@@ -61,7 +71,9 @@ def test_our_payloads_read_back_field_by_field_by_two_third_party_decoders() -> 
     assert QRPay(dynamic).additional_data.purpose == "Bun bo dac biet"
 
 
-@pytest.mark.parametrize("payload", [EXAMPLE, vietqr.build(vietqr.VietQr("970423", "961234567890", True, 120_000))])
+@pytest.mark.parametrize(
+    "payload", [EXAMPLE, vietqr.build(vietqr.VietQr("970423", "961234567890", True, 120_000))]
+)
 def test_png_decodes_to_the_payload(payload: str) -> None:
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(vietqr.png(payload))))
     assert [r.text for r in found] == [payload]
