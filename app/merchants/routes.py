@@ -547,7 +547,7 @@ class MerchantStaffController(Controller):
         async with db.read() as session:
             merchant = await _staff_merchant(session, caller, merchant_id)
             order, view = await service.get_order(session, merchant, order_id, settings)
-        return _image(view.qr.payload, fmt, f"qr-{order.reference}")
+        return _image(view.qr_payload, fmt, f"qr-{order.reference}")
 
     @get(
         "/payments",
@@ -750,7 +750,7 @@ class MerchantStaffController(Controller):
             key, secret = await service.create_api_key(
                 session, caller, merchant, data.name, list(data.scopes)
             )
-            return ApiKeyCreated(key=key, secret=secret)
+            return ApiKeyCreated(**msgspec.structs.asdict(key), secret=secret)
 
         return await idempotent_response(
             request, db, scope=scope_of(caller), key=idempotency_key, data=data, effect=effect

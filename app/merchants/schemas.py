@@ -188,7 +188,9 @@ class OrderOut(msgspec.Struct, kw_only=True):
     ]
     expires_at: Annotated[datetime, msgspec.Meta(description="After this the QR can no longer be paid.")]
     payment_id: Annotated[uuid.UUID | None, msgspec.Meta(description="The payment, once paid.")] = None
-    qr: Annotated[StoreQr, msgspec.Meta(description="The dynamic QR.")]
+    qr_payload: Annotated[str, msgspec.Meta(description="The dynamic VietQR payload string.")]
+    qr_png_url: Annotated[str, msgspec.Meta(description="The dynamic QR as a PNG.")]
+    qr_svg_url: Annotated[str, msgspec.Meta(description="The dynamic QR as an SVG.")]
 
 
 class QrScanIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -302,11 +304,10 @@ class ApiKeyOut(msgspec.Struct, kw_only=True):
     last_used_at: Annotated[datetime | None, msgspec.Meta(description="Last used at.")] = None
 
 
-class ApiKeyCreated(msgspec.Struct, kw_only=True):
+class ApiKeyCreated(ApiKeyOut, kw_only=True):
     """A new key: the secret is shown this once."""
 
-    key: Annotated[ApiKeyOut, msgspec.Meta(description="The key.")]
-    secret: Annotated[str, msgspec.Meta(description="Send as `Authorization: Bearer <secret>`; shown once.")]
+    secret: Annotated[str, msgspec.Meta(description="Send as the `X-Api-Key` header; shown once.")]
 
 
 class WebhookIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

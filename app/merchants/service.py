@@ -78,7 +78,6 @@ from app.merchants.schemas import (
     StaffOut,
     StoreIn,
     StoreOut,
-    StoreQr,
 )
 from app.wallet import ledger
 from app.wallet import service as wallet
@@ -220,10 +219,6 @@ def payment_view(
     )
 
 
-def _qr_links(path: str, payload: str) -> StoreQr:
-    return StoreQr(payload=payload, png_url=f"{path}/png", svg_url=f"{path}/svg")
-
-
 def order_view(order: MerchantOrder, payload: str, *, now: datetime | None = None) -> OrderOut:
     status = order.status
     if status == "open" and order.expires_at <= (now or utcnow()):
@@ -237,7 +232,9 @@ def order_view(order: MerchantOrder, payload: str, *, now: datetime | None = Non
         status=status,  # type: ignore[arg-type]
         expires_at=order.expires_at,
         payment_id=order.payment_id,
-        qr=_qr_links(f"/api/v1/merchants/{order.merchant_id}/orders/{order.id}/qr", payload),
+        qr_payload=payload,
+        qr_png_url=f"/api/v1/merchants/{order.merchant_id}/orders/{order.id}/qr/png",
+        qr_svg_url=f"/api/v1/merchants/{order.merchant_id}/orders/{order.id}/qr/svg",
     )
 
 
