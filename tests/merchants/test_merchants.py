@@ -441,3 +441,89 @@ async def test_two_refunds_at_once_never_exceed_what_was_paid(world: World) -> N
     assert await world.balance(wallet) == 100_000 - 60_000 + 40_000
     async with world.db.transaction() as session:
         assert (await ledger.check_books(session)).ok
+
+
+class SSEStream:
+    """Reads an SSE route event by event while it stays open (ASGI driven directly, as in the inbox tests)."""
+
+    def __init__(self, app: Litestar, path: str, headers: dict[str, str]) -> None:
+        self.app, self.path = app, path
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.events: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
+        self.started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._disconnect = asyncio.Event()
+        self._requested = False
+        self._buffer = b""
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SSEStream:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": self.path,
+            "raw_path": self.path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"testserver.local"), *self.headers],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver.local", 80),
+        }
+        self._task = asyncio.get_running_loop().create_task(self.app(scope, self._receive, self._send))  # type: ignore[arg-type]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._disconnect.set()
+        assert self._task is not None
+        await asyncio.wait_for(self._task, timeout=5)
+
+    async def _receive(self) -> dict[str, Any]:
+        if not self._requested:
+            self._requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self._disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started.set_result(message["status"])
+            return
+        if message["type"] != "http.response.body":
+            return
+        self._buffer += message.get("body", b"")
+        while b"\r\n\r\n" in self._buffer:
+            block, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+            event: dict[str, str] = {}
+            for line in block.decode().split("\r\n"):
+                name, _, value = line.partition(": ")
+                event[name or "comment"] = value
+            self.events.put_nowait(event)
+        if not message.get("more_body", False):
+            self.events.put_nowait(None)
+
+    async def next(self, timeout: float = 5) -> dict[str, str]:
+        while True:
+            event = await asyncio.wait_for(self.events.get(), timeout=timeout)
+            assert event is not None, "the stream ended"
+            if "event" in event:
+                return event
+
+
+async def test_the_cashier_sees_a_payment_arrive_in_real_time(world: World) -> None:
+    merchant_id, _owner = await world.merchant("Bánh Bèo Bà Đỏ", "3300104444")
+    cashier = await make_user(world.app)
+    cashier_h = world.staff(cashier, merchant_id, "merchant_cashier")
+    payload = await world.static_qr(merchant_id, cashier_h)
+    payer = await make_user(world.app)
+    await world.fund(payer.user_id, 100_000)
+    async with SSEStream(world.app, f"/api/v1/merchants/{merchant_id}/stream", cashier_h) as stream:
+        assert await stream.started == 200
+        assert (await stream.next())["event"] == "ready"
+        paid = await world.pay(payer, payload, 32_000)
+        assert paid.status_code == 201
+        event = await stream.next()
+        assert event["event"] == "payment.succeeded"
+        data = json.loads(event["data"])["data"]
+        assert (data["id"], data["amount"], data["net"]) == (paid.json()["id"], 32_000, 32_000 - 192)
