@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import record as audit
@@ -736,6 +736,18 @@ async def refund_merchant_payment(
         debits.append((merchant.payable_account_id, amount - fee_share))
     if fee_share > 0:
         debits.append((ledger.system_account(AccountType.FEE_REVENUE), fee_share))
+    # The row lock makes the read above current; the conditional increment is the last line against a lost
+    # update should a caller ever reach here without it (measured: without the lock, two 40,000 refunds of a
+    # 60,000 payment both passed a plain assignment on PostgreSQL).
+    new_status = "refunded" if total_after == payment.amount else "partially_refunded"
+    moved = await session.execute(
+        update(MerchantPayment)
+        .where(MerchantPayment.id == payment.id, MerchantPayment.refunded + amount <= MerchantPayment.amount)
+        .values(refunded=MerchantPayment.refunded + amount, status=new_status)
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        raise REFUND_EXCEEDS_PAID(refundable=left)
     refund_id = new_id()
     posted = await wallet.refund_to_wallet(
         session,
@@ -746,8 +758,6 @@ async def refund_merchant_payment(
         description=f"Hoàn tiền {payment.reference}",
         metadata={"payment_id": str(payment.id), "merchant_id": str(merchant.id), "authority": authority},
     )
-    payment.refunded = total_after
-    payment.status = "refunded" if total_after == payment.amount else "partially_refunded"
     refund = MerchantRefund(
         id=refund_id,
         created_at=posted.created_at,
@@ -767,7 +777,7 @@ async def refund_merchant_payment(
         amount=amount,
         fee_returned=fee_share,
         refunded_total=total_after,
-        payment_status=payment.status,  # type: ignore[arg-type]
+        payment_status=new_status,  # type: ignore[arg-type]
         created_at=posted.created_at,
     )
     await _webhook_event(session, merchant, "refund.succeeded", msgspec.to_builtins(out))
