@@ -527,3 +527,25 @@ async def test_the_cashier_sees_a_payment_arrive_in_real_time(world: World) -> N
         assert event["event"] == "payment.succeeded"
         data = json.loads(event["data"])["data"]
         assert (data["id"], data["amount"], data["net"]) == (paid.json()["id"], 32_000, 32_000 - 192)
+
+
+async def test_demo_merchant_is_seeded_once_with_a_payable_static_qr(world: World) -> None:
+    from app.identity.bootstrap import seed_identity
+    from app.merchants.demo import seed_merchants
+
+    credentials: dict[str, Any] = {}
+    await seed_identity(world.db, world.settings, credentials)
+    await seed_merchants(world.db, world.settings, credentials)
+    again: dict[str, Any] = dict(credentials)
+    await seed_merchants(world.db, world.settings, again)  # idempotent
+    demo = credentials["merchants"]
+    assert again["merchants"]["merchant_id"] == demo["merchant_id"]
+    assert demo["name"] == "Quán Bún Bò O Xuân"
+    assert credentials["merchant_owner"]["password"]
+    assert credentials["merchant_cashier"]["phone"]
+    assert vietqr.parse(demo["static_qr"]).name == "Quan Bun Bo O Xuan"
+    payer = await make_user(world.app)
+    await world.fund(payer.user_id, 100_000)
+    paid = await world.pay(payer, demo["static_qr"], 35_000)
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["merchant_name"] == "Quán Bún Bò O Xuân"
