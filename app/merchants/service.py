@@ -686,10 +686,12 @@ async def list_payments(
             raise VALIDATION_FAILED("Con trỏ không hợp lệ", "Bad cursor", field="cursor") from exc
     rows = list(await session.scalars(statement.order_by(MerchantPayment.id.desc()).limit(limit + 1)))
     items: list[PaymentOut] = []
+    names: dict[uuid.UUID, str | None] = {}  # one identity look-up per payer on the page
     for payment in rows[:limit]:
-        brief = await get_user_brief(session, payment.payer_id)
-        name = mask_name(brief.full_name) if brief and brief.full_name else None
-        items.append(payment_view(payment, merchant, payer=name))
+        if payment.payer_id not in names:
+            brief = await get_user_brief(session, payment.payer_id)
+            names[payment.payer_id] = mask_name(brief.full_name) if brief and brief.full_name else None
+        items.append(payment_view(payment, merchant, payer=names[payment.payer_id]))
     return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
 
 
