@@ -1,4 +1,5 @@
-"""merchants
+"""Merchants: merchants, stores, orders (dynamic QR), QR payments, refunds, API keys, webhook events and
+daily payouts.
 
 Revision ID: 0013_merchants
 Revises: 0011_dossiers

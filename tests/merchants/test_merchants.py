@@ -141,6 +141,7 @@ async def world(app: Litestar, settings: Settings) -> AsyncIterator[World]:
             yield World(app, http, db, settings, admin)
     finally:
         install_bank_transfers(None)
+        webhooks._runtime = None  # the next test's deliveries must not use this test's database
         stop.set()
         await asyncio.wait_for(lifespan, timeout=10)
 
