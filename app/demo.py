@@ -24,6 +24,7 @@ def seeders() -> list[DemoSeeder]:
     from app.complaints.demo import seed_after_payment
     from app.console.demo import seed_console
     from app.identity.bootstrap import seed_identity
+    from app.merchants.demo import seed_merchants
     from app.services.demo import seed_dossiers, seed_results, seed_services
     from app.wallet.demo import seed_wallets
 
@@ -34,6 +35,7 @@ def seeders() -> list[DemoSeeder]:
         seed_bills,
         seed_dossiers,
         seed_results,
+        seed_merchants,
         seed_after_payment,
         seed_console,
     ]

@@ -64,6 +64,7 @@ def _domain_routes() -> Sequence[Any]:
     from app.complaints.routes import complaint_routes
     from app.core.audit_routes import AuditController
     from app.identity.inbox_routes import InboxController
+    from app.merchants.routes import merchant_routes
     from app.services.dossier_routes import dossier_routes
     from app.services.result_routes import result_routes
     from app.services.routes import services_routes
@@ -84,6 +85,7 @@ def _domain_routes() -> Sequence[Any]:
         *settlement_routes,
         *wallet_routes,
         *funding_routes,
+        *merchant_routes,
         *admin_routes,
         AuditController,
     ]

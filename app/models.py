@@ -9,6 +9,7 @@ from app.core import audit_models  # noqa: F401
 from app.core import models as core_models  # noqa: F401
 from app.identity import inbox_models  # noqa: F401
 from app.identity import models as identity_models  # noqa: F401
+from app.merchants import models as merchants_models  # noqa: F401
 from app.services import (
     dossier_models,  # noqa: F401
     result_models,  # noqa: F401

@@ -172,6 +172,14 @@ class Settings:
     production means the embedded sandbox gateway (production refuses to start without a real one)."""
     card_gateway_secret_key: str | None = None
     """The gateway's secret API key (``sk_live_...``), sent as a bearer token."""
+    vietqr_acquirer_bin: str = "970423"
+    """NAPAS BIN (6 digits) of the partner bank that acquires QR payments for the wallet: field 38-01-00 of
+    every merchant VietQR (``VIETQR_ACQUIRER_BIN``)."""
+    merchant_mdr_bps: int = 60
+    """Default merchant discount rate for newly approved merchants, in basis points (60 = 0.6 %)
+    (``MERCHANT_MDR_BPS``)."""
+    merchant_order_ttl_seconds: int = 900
+    """How long a dynamic QR (an order) can be paid after it is created (``MERCHANT_ORDER_TTL_SECONDS``)."""
     jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
     pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
     data_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("DATA_KEYS", _DEV_SECRETS["DATA_KEYS"]))
@@ -354,9 +362,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("PIN_LOCK_SECONDS", "pin_lock_seconds"),
         ("OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts"),
         ("OUTBOX_RETENTION_DAYS", "outbox_retention_days"),
+        ("MERCHANT_ORDER_TTL_SECONDS", "merchant_order_ttl_seconds"),
     ):
         if var in env:
             values[attr] = _int(var, env[var])
+    if "MERCHANT_MDR_BPS" in env:
+        values["merchant_mdr_bps"] = _int("MERCHANT_MDR_BPS", env["MERCHANT_MDR_BPS"], minimum=0)
+    if acquirer := env.get("VIETQR_ACQUIRER_BIN"):
+        if not (len(acquirer) == 6 and acquirer.isdigit()):
+            raise ConfigError(f"VIETQR_ACQUIRER_BIN: expected 6 digits, got {acquirer!r}")
+        values["vietqr_acquirer_bin"] = acquirer
     if sms_url := env.get("SMS_GATEWAY_URL"):
         if not sms_url.startswith(("https://", "http://")):
             raise ConfigError(f"SMS_GATEWAY_URL: expected an http(s) URL, got {sms_url!r}")
