@@ -73,6 +73,7 @@ __all__ = [
     "put_biller",
     "refresh_customer",
     "refresh_saved_codes",
+    "save_biller",
     "save_code",
     "store_presented",
 ]
@@ -174,6 +175,14 @@ def _validate_biller(data: BillerIn, *, production: bool) -> bool:
 
 async def put_biller(db: Database, code: str, data: BillerIn, *, production: bool) -> tuple[Biller, bool]:
     """Create the biller ``code`` or replace its declaration; returns it and whether it was created."""
+    async with db.transaction() as session:
+        return await save_biller(session, code, data, production=production)
+
+
+async def save_biller(
+    session: AsyncSession, code: str, data: BillerIn, *, production: bool
+) -> tuple[Biller, bool]:
+    """:func:`put_biller` in the caller's unit of work."""
     limit_exempt = _validate_biller(data, production=production)
     values: dict[str, Any] = {
         "name": data.name.strip(),
@@ -191,17 +200,16 @@ async def put_biller(db: Database, code: str, data: BillerIn, *, production: boo
         "agency_code": data.agency_code,
         "active": data.active,
     }
-    async with db.transaction() as session:
-        biller = await session.scalar(select(Biller).where(Biller.code == code).with_for_update())
-        created = biller is None
-        if biller is None:
-            biller = Biller(code=code, **values)
-            session.add(biller)
-        else:
-            for key, value in values.items():
-                setattr(biller, key, value)
-        await session.flush()
-        await session.refresh(biller)
+    biller = await session.scalar(select(Biller).where(Biller.code == code).with_for_update())
+    created = biller is None
+    if biller is None:
+        biller = Biller(code=code, **values)
+        session.add(biller)
+    else:
+        for key, value in values.items():
+            setattr(biller, key, value)
+    await session.flush()
+    await session.refresh(biller)
     log.info("biller_saved", biller=code, created=created, active=data.active)
     return biller, created
 

@@ -60,17 +60,19 @@ async def seed_dossiers(db: Database, settings: Settings, credentials: dict[str,
     else:
         procedure = await get_procedure_in(db, DEMO_PROCEDURE)
         required = [d.code for d in procedure.documents if d.required]
-        draft = await dossiers.create_dossier(
-            db, caller, DEMO_PROCEDURE, None, "Hồ sơ mẫu (demo)", receiving_agency=desk
-        )
         store = file_store(settings)
-        for number, requirement in enumerate(required):
-            checked = check_file(settings, f"{requirement}.pdf", _DEMO_FORM + f"% {number}\n".encode())
-            doc = await dossiers.store_document(
-                db, store, caller.user_id, checked, uploaded_by=caller.user_id
+        async with db.transaction() as session:
+            draft = await dossiers.create_dossier(
+                session, caller, DEMO_PROCEDURE, None, "Hồ sơ mẫu (demo)", receiving_agency=desk
             )
-            await dossiers.attach_existing(db, caller, draft.id, doc.id, requirement)
-        dossier = await dossiers.submit(db, caller, draft.id)
+            for number, requirement in enumerate(required):
+                checked = check_file(settings, f"{requirement}.pdf", _DEMO_FORM + f"% {number}\n".encode())
+                doc = await dossiers.store_document(
+                    session, store, caller.user_id, checked, uploaded_by=caller.user_id
+                )
+                await dossiers.attach_existing(session, caller, draft.id, doc.id, requirement)
+            submitted = await dossiers.submit(session, caller, draft.id)
+        dossier = submitted
     credentials["dossiers"] = {
         "demo_dossier": {"id": str(dossier.id), "code": dossier.code, "status": dossier.status},
         "try": [
