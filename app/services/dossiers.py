@@ -38,7 +38,7 @@ from app.core.events import subscribe
 from app.core.security import Caller
 from app.core.settings import Settings
 from app.identity.inbox import post_notification
-from app.services.calendar import WorkCalendar
+from app.services.calendar import WorkCalendar, classify
 from app.services.documents import CheckedFile, FileStore
 from app.services.dossier_models import (
     Dossier,
@@ -1011,7 +1011,37 @@ def _status_name(status: str) -> str:
     return "Chưa nộp" if status == DRAFT else STATUSES[S(status)].name_vi
 
 
-def _summary(d: Dossier) -> DossierSummary:
+_OPEN_CLOCK = (S.NEW.value, S.PROCESSING.value, S.WAITING.value)
+_NOT_CLASSIFIED = (S.CANCELLED.value,)
+
+
+def _clock_open(d: Dossier) -> bool:
+    return d.due_at is not None and d.finished_at is None and d.status in _OPEN_CLOCK
+
+
+def _timeliness(d: Dossier) -> str | None:
+    """DOMAIN.md: a finished dossier is early (finished a calendar day before its due date), on time (on
+    the due date's day) or late (after, or more than one supplement requested), days in Asia/Ho_Chi_Minh;
+    ``due_at`` already carries the supplement pauses. A withdrawn dossier, or one whose clock never ran
+    (denied at intake), is not classified."""
+    if d.finished_at is None or d.due_at is None or d.status in _NOT_CLASSIFIED:
+        return None
+    return classify(d.due_at, d.finished_at, supplement_requests=d.supplement_requests).value
+
+
+def _remaining(d: Dossier, calendar: WorkCalendar | None, now: datetime) -> int | None:
+    """Working seconds (office hours) left until the due date of an open dossier, negative once past it;
+    frozen at the pause while a supplement is awaited."""
+    if calendar is None or not _clock_open(d) or d.due_at is None:
+        return None
+    at = d.paused_at if d.status == S.WAITING.value and d.paused_at is not None else now
+    if at <= d.due_at:
+        return int(calendar.working_time_between(at, d.due_at).total_seconds())
+    return -int(calendar.working_time_between(d.due_at, at).total_seconds())
+
+
+def _summary(d: Dossier, calendar: WorkCalendar | None = None, now: datetime | None = None) -> DossierSummary:
+    remaining = _remaining(d, calendar, now or utcnow())
     return DossierSummary(
         id=d.id,
         code=d.code,
@@ -1024,6 +1054,9 @@ def _summary(d: Dossier) -> DossierSummary:
         received_at=d.received_at,
         due_at=d.due_at,
         due_provisional=d.due_provisional,
+        remaining_working_seconds=remaining,
+        overdue=remaining is not None and remaining < 0,
+        timeliness=_timeliness(d),  # type: ignore[arg-type]
         created_at=d.created_at,
     )
 
@@ -1040,7 +1073,7 @@ async def _view(session: AsyncSession, d: Dossier) -> DossierOut:
     events = await session.scalars(
         select(DossierEvent).where(DossierEvent.dossier_id == d.id).order_by(DossierEvent.id)
     )
-    s = _summary(d)
+    s = _summary(d, await _calendar(session) if _clock_open(d) else None)
     return DossierOut(
         **{f: getattr(s, f) for f in s.__struct_fields__},
         chain=list(d.chain),
@@ -1102,7 +1135,8 @@ async def _page(session: AsyncSession, query: Select[Any], limit: int, cursor: s
     rows = list(await session.scalars(query.order_by(Dossier.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
+    calendar = await _calendar(session) if any(_clock_open(r) for r in rows) else None
     return DossierPage(
-        items=[_summary(r) for r in rows],
+        items=[_summary(r, calendar) for r in rows],
         next_cursor=_encode_cursor(rows[-1].id) if more and rows else None,
     )
