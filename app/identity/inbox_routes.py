@@ -215,17 +215,30 @@ class InboxController(Controller):
         "/push-tokens/{device_id:uuid}",
         operation_id="removePushDevice",
         summary="Remove a push device",
-        opt={"errors": [NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND]},
     )
     async def remove_device(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         device_id: FromPath[uuid.UUID],
-    ) -> None:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """Stop sending the signed-in user's pushes to this device (e.g. at sign-out)."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> None:
             await inbox.remove_push_device(session, caller.user_id, device_id)
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=204,
+        )
 
     @get(
         "/push-sandbox",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -224,6 +225,32 @@ async def _devices(session: Any, user_id: uuid.UUID, current: uuid.UUID | None) 
         )
         for device, count in rows
     ]
+
+
+async def _keyed(
+    request: Request[Any, Any, Any],
+    db: Database,
+    caller: Caller,
+    key: str | None,
+    data: Any,
+    effect: Callable[[AsyncSession], Awaitable[Any]],
+    *,
+    status_code: int = 200,
+    exclude: tuple[str, ...] = ("pin",),
+    prepare: Callable[[], Awaitable[None]] | None = None,
+) -> Response[Any]:
+    """The route's effect, once per Idempotency-Key of the caller (``app.core.idempotency``)."""
+    return await idempotent_response(
+        request,
+        db,
+        scope=scope_of(caller),
+        key=key,
+        data=data,
+        effect=effect,
+        status_code=status_code,
+        exclude=exclude,
+        prepare=prepare,
+    )
 
 
 # --------------------------------------------------------------------------------------- public auth
@@ -439,30 +466,46 @@ class MeController(Controller):
         "/identity",
         operation_id="declareIdentity",
         summary="Declare name, CCCD and date of birth",
-        opt={"errors": [CCCD_INVALID, CCCD_TAKEN, IDENTITY_LOCKED]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, CCCD_INVALID, CCCD_TAKEN, IDENTITY_LOCKED]},
     )
     async def declare_identity(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[IdentityDeclaration],
-    ) -> Profile:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Profile]:
         """Raises the account to identity level 1. The CCCD must have one of the 63 province codes and
         century/year digits matching the date of birth; one CCCD belongs to one account. After verification
         (level 2) these can only be corrected at a desk."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> Profile:
             user = await service.get_user(session, caller.user_id)
             await service.declare_identity(
                 session, user, full_name=data.full_name, cccd=data.cccd, date_of_birth=data.date_of_birth
             )
             return await _profile(session, user)
 
-    @put("/address", operation_id="setMyAddress", summary="Set my postal address")
+        return await _keyed(request, db, caller, idempotency_key, data, effect)
+
+    @put(
+        "/address",
+        operation_id="setMyAddress",
+        summary="Set my postal address",
+        opt={"errors": [*IDEMPOTENCY_ERRORS]},
+    )
     async def set_address(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], data: JSONBody[AddressIn]
-    ) -> Profile:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        data: JSONBody[AddressIn],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Profile]:
         """Where results and documents are sent by post."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> Profile:
             user = await service.get_user(session, caller.user_id)
             await service.set_address(
                 session,
@@ -472,6 +515,8 @@ class MeController(Controller):
                 ),
             )
             return await _profile(session, user)
+
+        return await _keyed(request, db, caller, idempotency_key, data, effect)
 
     @post(
         "/otp",
@@ -504,47 +549,70 @@ class MeController(Controller):
         operation_id="setMyPin",
         guards=[rate_limit("signin")],
         summary="Set or change the payment PIN",
-        opt={"errors": [*_OTP_CHECK_ERRORS, PIN_WEAK]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, *_OTP_CHECK_ERRORS, PIN_WEAK]},
     )
     async def set_pin(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[PinChange],
-    ) -> PinState:
-        """Needs a `pin_change` code. 6 digits, not all equal and not a run (123456). Clears a lock."""
-        await service.change_pin(
-            db,
-            caller.user_id,
-            challenge_id=data.challenge_id,
-            code=data.code,
-            pin=data.pin,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[PinState]:
+        """Needs a `pin_change` code (spent by the attempt). 6 digits, not all equal and not a run (123456).
+        Clears a lock. Neither the PIN nor the code is part of the Idempotency-Key comparison."""
+
+        async def prepare() -> None:
+            await service.prepare_pin_change(
+                db, caller.user_id, challenge_id=data.challenge_id, code=data.code, pin=data.pin
+            )
+
+        async def effect(session: AsyncSession) -> PinState:
+            await service.change_pin(session, caller.user_id, data.pin)
+            state = await service.pin_status(session, caller.user_id)
+            return PinState(
+                is_set=state.is_set, locked_until=state.locked_until, attempts_left=state.attempts_left
+            )
+
+        return await _keyed(
+            request, db, caller, idempotency_key, data, effect, exclude=("pin", "code"), prepare=prepare
         )
-        return await _pin_state(db, caller.user_id)
 
     @put(
         "/password",
         operation_id="setMyPassword",
         guards=[rate_limit("signin")],
         summary="Set or change the password",
-        opt={"errors": [*_OTP_CHECK_ERRORS, PASSWORD_WEAK]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, *_OTP_CHECK_ERRORS, PASSWORD_WEAK]},
     )
     async def set_password(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[PasswordChange],
-    ) -> PasswordChanged:
-        """Needs a `password_change` code. Every other session is signed out."""
-        ended = await service.change_password(
-            db,
-            caller.user_id,
-            challenge_id=data.challenge_id,
-            code=data.code,
-            password=data.password,
-            keep_session=caller.session_id,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[PasswordChanged]:
+        """Needs a `password_change` code (spent by the attempt). Every other session is signed out. Neither
+        the password nor the code is part of the Idempotency-Key comparison."""
+        hashed: list[str] = []
+
+        async def prepare() -> None:
+            hashed.append(
+                await service.prepare_password_change(
+                    db, caller.user_id, challenge_id=data.challenge_id, code=data.code, password=data.password
+                )
+            )
+
+        async def effect(session: AsyncSession) -> PasswordChanged:
+            ended = await service.change_password(
+                session, caller.user_id, password_hash=hashed[0], keep_session=caller.session_id
+            )
+            return PasswordChanged(signed_out_sessions=ended)
+
+        return await _keyed(
+            request, db, caller, idempotency_key, data, effect, exclude=("password", "code"), prepare=prepare
         )
-        return PasswordChanged(signed_out_sessions=ended)
 
     @get("/consents", operation_id="listMyConsents", summary="My consents")
     async def consents(
@@ -568,31 +636,36 @@ class MeController(Controller):
         "/consents/{purpose:str}",
         operation_id="decideConsent",
         summary="Give or withdraw consent",
-        opt={"errors": [CONSENT_REQUIRED, NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, CONSENT_REQUIRED, NOT_FOUND]},
     )
     async def decide_consent(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         purpose: Annotated[str, PathParameter(description="Purpose code", max_length=40)],
         data: JSONBody[ConsentDecision],
-    ) -> ConsentOut:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ConsentOut]:
         """Records the decision (time and text version); every decision is kept. `account` cannot be withdrawn
         while the account is open (close the account instead)."""
         if purpose not in PURPOSES:
             raise NOT_FOUND(f"Không có mục đích {purpose!r}", f"No consent purpose {purpose!r}")
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> ConsentOut:
             await service.get_user(session, caller.user_id)
             await service.record_consent(session, caller.user_id, purpose, granted=data.granted)
             states = await service.current_consents(session, caller.user_id)
-        state = next(s for s in states if s.purpose == purpose)
-        return ConsentOut(
-            purpose=state.purpose,
-            granted=state.granted,
-            version=state.version,
-            current_version=state.current_version,
-            decided_at=state.decided_at,
-        )
+            state = next(s for s in states if s.purpose == purpose)
+            return ConsentOut(
+                purpose=state.purpose,
+                granted=state.granted,
+                version=state.version,
+                current_version=state.current_version,
+                decided_at=state.decided_at,
+            )
+
+        return await _keyed(request, db, caller, idempotency_key, data, effect)
 
     @get("/devices", operation_id="listMyDevices", summary="My devices")
     async def devices(
@@ -607,19 +680,28 @@ class MeController(Controller):
         operation_id="removeMyDevice",
         summary="Remove a device",
         status_code=HTTP_204_NO_CONTENT,
-        opt={"errors": [NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND]},
     )
     async def remove_device(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], device_id: FromPath[uuid.UUID]
-    ) -> None:
-        """Signs the device out (all its sessions) and forgets it: signing in from it again makes it new."""
-        async with db.transaction() as session:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        device_id: FromPath[uuid.UUID],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
+        """Signs the device out (all its sessions) and forgets it: signing in from it again makes it new.
+        A retry with the same Idempotency-Key answers 204 again (a new request for a removed device: 404)."""
+
+        async def effect(session: AsyncSession) -> None:
             device = await session.get(Device, device_id)
             if device is None or device.revoked_at is not None:
                 raise NOT_FOUND("Không tìm thấy thiết bị", "No such device")
             ensure_visible(caller, owner_id=device.user_id, admin_duties=())
             device.revoked_at = utcnow()
             await revoke_sessions(session, caller.user_id, reason="device_removed", device_id=device.id)
+
+        return await _keyed(request, db, caller, idempotency_key, None, effect, status_code=204)
 
     @post(
         "/ekyc",
@@ -897,10 +979,11 @@ class AdminIdentityController(Controller):
         operation_id="revokeRole",
         summary="Take a role away",
         status_code=HTTP_204_NO_CONTENT,
-        opt={"errors": [NOT_FOUND, FORBIDDEN]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND, FORBIDDEN]},
     )
     async def revoke_role(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         user_id: FromPath[uuid.UUID],
@@ -910,7 +993,8 @@ class AdminIdentityController(Controller):
         role_scope: Annotated[
             str, QueryParameter(name="scope", description="The role's scope (duty, agency or merchant id)")
         ],
-    ) -> None:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """Ends the role and every session of the account. Admin roles need a superadmin; others `support`.
         Nobody removes their own superadmin duty (the last superadmin cannot lock everyone out)."""
         _may_manage(caller, role)
@@ -918,10 +1002,13 @@ class AdminIdentityController(Controller):
             raise FORBIDDEN(
                 "Không tự gỡ quyền quản trị tối cao", "You cannot remove your own superadmin duty"
             )
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> None:
             await service.get_user(session, user_id)
             if not await service.revoke_role(session, user_id, role, scope=role_scope):
                 raise NOT_FOUND("Người dùng không có vai trò này", "The user has no such role")
+
+        return await _keyed(request, db, caller, idempotency_key, None, effect, status_code=204)
 
     @post(
         "/users/{user_id:uuid}/lock",

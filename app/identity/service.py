@@ -101,6 +101,8 @@ __all__ = [
     "mark_verified",
     "masked_cccd",
     "pin_status",
+    "prepare_password_change",
+    "prepare_pin_change",
     "record_consent",
     "register",
     "register_closure_check",
@@ -527,40 +529,43 @@ async def sign_in_with_otp(
     return pair
 
 
-async def change_pin(
+async def prepare_pin_change(
     db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str, pin: str
 ) -> None:
-    """Set or change the payment PIN; needs a code sent to the account's own phone."""
+    """Before :func:`change_pin`: the new PIN's format (a weak PIN does not spend the code), then the
+    ``pin_change`` code sent to the account's own phone (a wrong try is committed before the refusal)."""
     from app.identity.pin import check_pin_format
 
     check_pin_format(pin)
     await check_code(db, challenge_id=challenge_id, code=code, purpose="pin_change", user_id=user_id)
-    async with db.transaction() as session:
-        await get_user(session, user_id)
-        await set_pin(session, user_id, pin)
-    await record_security_event(db, "pin_changed", user_id=user_id)
+
+
+async def change_pin(session: AsyncSession, user_id: uuid.UUID, pin: str) -> None:
+    """Set or change the payment PIN (after :func:`prepare_pin_change`); clears a lock."""
+    await get_user(session, user_id)
+    await set_pin(session, user_id, pin)
+    await security_event_in(session, "pin_changed", user_id=user_id)
+
+
+async def prepare_password_change(
+    db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str, password: str
+) -> str:
+    """Before :func:`change_password`: the new password's strength, the ``password_change`` code, and the
+    password's argon2id hash (slow, so computed outside the unit of work); returns the hash."""
+    _check_password(password)
+    await check_code(db, challenge_id=challenge_id, code=code, purpose="password_change", user_id=user_id)
+    return await hash_password(runtime_of(db).settings, password)
 
 
 async def change_password(
-    db: Database,
-    user_id: uuid.UUID,
-    *,
-    challenge_id: uuid.UUID,
-    code: str,
-    password: str,
-    keep_session: uuid.UUID,
+    session: AsyncSession, user_id: uuid.UUID, *, password_hash: str, keep_session: uuid.UUID
 ) -> int:
-    """Set a new password (code to the own phone needed); every other session is signed out. Returns how
-    many were."""
-    _check_password(password)
-    await check_code(db, challenge_id=challenge_id, code=code, purpose="password_change", user_id=user_id)
-    settings = runtime_of(db).settings
-    new_hash = await hash_password(settings, password)
-    async with db.transaction() as session:
-        user = await get_user(session, user_id)
-        user.password_hash = new_hash
-        ended = await revoke_sessions(session, user_id, reason="password_changed", keep=keep_session)
-    await record_security_event(db, "password_changed", user_id=user_id)
+    """Set the new password (hash from :func:`prepare_password_change`); every other session is signed
+    out. Returns how many were."""
+    user = await get_user(session, user_id)
+    user.password_hash = password_hash
+    ended = await revoke_sessions(session, user_id, reason="password_changed", keep=keep_session)
+    await security_event_in(session, "password_changed", user_id=user_id)
     return len(ended)
 
 

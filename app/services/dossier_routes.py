@@ -605,6 +605,30 @@ class OfficerDossiersController(Controller):
         return await _once(request, db, caller, idempotency_key, fingerprint, effect)
 
     @post(
+        "/{dossier_id:uuid}/deliver",
+        operation_id="deliverDossierResult",
+        summary="Hand over the result",
+        status_code=200,
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND, ILLEGAL_TRANSITION]},
+    )
+    async def deliver(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        dossier_id: DossierId,
+        data: JSONBody[NoteIn],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[DossierOut]:
+        """`releasing` → `done`: the result was handed over at the desk, sent by post or delivered online
+        (say which in `note`). The dossier's timeliness stays that of its approval."""
+
+        async def effect(session: AsyncSession) -> DossierOut:
+            return await dossiers.deliver(session, caller, dossier_id, data.note)
+
+        return await _once(request, db, caller, idempotency_key, data, effect)
+
+    @post(
         "/{dossier_id:uuid}/stop",
         operation_id="stopDossier",
         summary="Stop processing",

@@ -77,6 +77,7 @@ __all__ = [
     "attach_existing",
     "attach_upload",
     "create_dossier",
+    "deliver",
     "deny",
     "document_content",
     "ensure_fee_biller",
@@ -953,6 +954,20 @@ async def approve(
     await session.flush()
     view = await _view(session, dossier)
     await _audit(session, caller, action, dossier, result_document=str(doc.id))
+    return view
+
+
+async def deliver(
+    session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, note: str | None
+) -> DossierOut:
+    """``releasing`` → ``done``: the result was handed over (at the desk, by post, or online). The end of
+    processing stays the approval (``finished_at``), so the timeliness does not change."""
+    dossier = await _held(session, caller, dossier_id)
+    _move(session, dossier, S.DONE, "officer", caller.user_id, note=note)
+    await _notify(session, dossier, "Đã trả kết quả hồ sơ.", "The result of your dossier was delivered.")
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "deliver", dossier)
     return view
 
 

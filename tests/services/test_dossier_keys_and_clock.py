@@ -269,6 +269,12 @@ async def test_open_dossiers_show_time_left_and_finished_ones_early_on_time_or_l
     assert done["status"] == "releasing"
     assert done["timeliness"] == "early"
     assert done["remaining_working_seconds"] is None
+    # Handing over the result later does not move the end of processing.
+    delivered = await _act(client, officer, early, "deliver", note="Trả tại bộ phận một cửa")
+    assert delivered["status"] == "done"
+    assert delivered["timeliness"] == "early"
+    assert delivered["finished_at"] == done["finished_at"]
+    assert [e["action"] for e in delivered["timeline"]][-1] == "deliver"
 
     # Due earlier today (Huế), finished later the same day: on time (calendar days, not instants).
     on_time = await _new_dossier(client, citizen, officer)
