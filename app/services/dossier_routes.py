@@ -644,7 +644,8 @@ class OfficerDossiersController(Controller):
         data: JSONBody[ReasonIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[DossierOut]:
-        """→ `unresolved` with the reason; a paid fee is owed back to the citizen."""
+        """→ `unresolved` with the reason; a paid fee goes back to the citizen's wallet (`refund_state` =
+        `refunded`), an unpaid fee bill is cancelled."""
 
         async def effect(session: AsyncSession) -> DossierOut:
             return await dossiers.stop(session, caller, dossier_id, data.reason)
