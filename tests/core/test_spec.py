@@ -52,7 +52,6 @@ IDEMPOTENCY_EXEMPT = {
 (deduplicated by event id) and console form posts (CSRF) would join here when they exist."""
 
 
-
 def test_every_state_changing_operation_takes_an_idempotency_key() -> None:
     """Every POST, PUT, PATCH and DELETE documents the required ``Idempotency-Key`` header, its three
     problems and the ``Idempotent-Replayed`` response header, except the exemptions above: a new route that
