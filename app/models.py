@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.admin import models as admin_models  # noqa: F401
 from app.bills import models as bills_models  # noqa: F401
 from app.core import audit_models  # noqa: F401
 from app.core import models as core_models  # noqa: F401
