@@ -2,9 +2,8 @@
 
 - ``recon_runs``: one reconciliation of one business day (Asia/Ho_Chi_Minh), scheduled or on demand, with
   what it compared and what the checks found (``checks``: JSON).
-- ``recon_lines``: the lines of the outside reports of a run while it runs (the gateway's settlement report,
-  the billers' confirmations), loaded in bulk (``COPY`` on PostgreSQL) so the matching is one SQL statement
-  whatever the report's size; deleted when the run ends.
+- the lines of the gateway's report are only staged while a run runs, in a temporary table
+  (``COPY`` on PostgreSQL), so the matching is one SQL statement whatever the report's size.
 - ``recon_exceptions``: each line that did not match, unique per (day, source, kind, key) so a day
   reconciled again does not repeat what is already known; resolved by a correcting journal entry proposed by
   one finance admin and approved by another, or closed with a note.
@@ -16,13 +15,13 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Date, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, utcnow
 
-__all__ = ["RECON_LINES", "ReconException", "ReconRun"]
+__all__ = ["ReconException", "ReconRun"]
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 _Json = JSON().with_variant(JSONB(), "postgresql")
@@ -46,26 +45,6 @@ class ReconRun(Base):
     """Lines per source and outcome: ``{"gateway": {"matched": n, ...}, "biller": {...}}``."""
     checks: Mapped[dict[str, Any]] = mapped_column(_Json, default=dict)
     """What each check found (books, bank statement, coverage, journal seal, sources used)."""
-
-
-RECON_LINES = Table(
-    "recon_lines",
-    Base.metadata,
-    Column("run_id", BigInteger, nullable=False),
-    Column("source", String(8), nullable=False),
-    Column("line_no", BigInteger, nullable=False),
-    Column("ext_id", String(128)),
-    Column("reference", String(160)),
-    Column("amount", BigInteger, nullable=False),
-    Column("fee", BigInteger, nullable=False),
-    Column("net", BigInteger, nullable=False),
-    Column("type", String(32)),
-    Column("status", String(32)),
-    Column("created", BigInteger),
-    Column("party", String(64)),
-    Index("ix_recon_lines_run_id", "run_id"),
-)
-"""Staged lines of one run's outside reports (gateway: ``source='gateway'``, billers: ``'biller'``)."""
 
 
 class ReconException(Base):

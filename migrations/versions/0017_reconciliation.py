@@ -40,22 +40,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_recon_runs_day"), "recon_runs", ["day"], unique=False)
     op.create_table(
-        "recon_lines",
-        sa.Column("run_id", sa.BigInteger(), nullable=False),
-        sa.Column("source", sa.String(length=8), nullable=False),
-        sa.Column("line_no", sa.BigInteger(), nullable=False),
-        sa.Column("ext_id", sa.String(length=128), nullable=True),
-        sa.Column("reference", sa.String(length=160), nullable=True),
-        sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.Column("fee", sa.BigInteger(), nullable=False),
-        sa.Column("net", sa.BigInteger(), nullable=False),
-        sa.Column("type", sa.String(length=32), nullable=True),
-        sa.Column("status", sa.String(length=32), nullable=True),
-        sa.Column("created", sa.BigInteger(), nullable=True),
-        sa.Column("party", sa.String(length=64), nullable=True),
-    )
-    op.create_index("ix_recon_lines_run_id", "recon_lines", ["run_id"], unique=False)
-    op.create_table(
         "recon_exceptions",
         sa.Column("id", _BigId, autoincrement=True, nullable=False),
         sa.Column("run_id", sa.BigInteger(), nullable=False),
@@ -92,7 +76,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_recon_exceptions_status_day", table_name="recon_exceptions")
     op.drop_table("recon_exceptions")
-    op.drop_index("ix_recon_lines_run_id", table_name="recon_lines")
-    op.drop_table("recon_lines")
     op.drop_index(op.f("ix_recon_runs_day"), table_name="recon_runs")
     op.drop_table("recon_runs")

@@ -1,0 +1,949 @@
+"""Three-way reconciliation of one business day (Asia/Ho_Chi_Minh), and the checks that run with it.
+
+What is compared with the ledger, each line classified ``matched``, ``missing_in_ledger``,
+``missing_at_gateway`` (missing at the other side: the gateway, the biller), ``amount_mismatch``,
+``duplicate`` or ``status_mismatch``; every non-match becomes a :class:`ReconException` (unique per day,
+source, kind and key, so reconciling a day again repeats nothing already known):
+
+- **gateway**: the card gateway's settlement report, the Stripe ``balance_transactions`` list shape, fetched
+  through a :class:`BalanceTransactionSource` or uploaded as the Stripe CSV export (``id, amount, fee, net,
+  currency, type, source, created, status, reporting_category``). A line is matched to the ledger by its
+  ``source`` (the charge / payment-intent / refund / payout id), which is the **journal entry's reference**
+  (``Entry.reference``) of the entry that booked it. The entry's postings to the gateway-clearing mirror and
+  to the gateway-fees expense give the ledger's net and fee (gross = net + fee): a top-up of 100,000 đồng
+  with a 2,000 đồng fee is one entry ``debit clearing 100,000; credit wallet 100,000; debit fees 2,000;
+  credit clearing 2,000`` (reference ``pi_...``), a refund ``credit clearing; debit wallet`` (``re_...``), a
+  payout ``debit guarantee bank; credit clearing`` (``po_...``). Gross, fee and net are each compared. The
+  lines are streamed into a temporary table (``COPY`` on PostgreSQL) and matched in one SQL statement, so
+  memory stays flat however long the report is.
+- **biller**: the billers' confirmations (uploaded CSV ``biller, reference, amount, status,
+  biller_reference``; by default the answers the connectors recorded) against what the ledger paid each
+  biller: the items of the day's bill payments, reference ``{payment reference}-{n}``.
+- **bank**: the guarantee account's statement (uploaded CSV ``booked_on, reference, amount, description,
+  balance`` or a :class:`BankStatementSource`) line by line against the ledger account that mirrors it; a
+  mirror posting the bank has not booked yet is an item in transit, and the closing balances must agree
+  once the items in transit are counted; wallet balances must be covered by the bank's balance.
+
+Checks: the books (postings sum to zero, each balance equals its postings: :func:`ledger.check_books`), the
+bank statement and coverage, and the day's journal sealed into the audit chain by one digest (sealed once
+the day is over; a later run recomputes it, so a changed entry of a sealed day is reported).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import IO, Any, Protocol
+
+import structlog
+from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
+
+from app.admin.models import ReconException, ReconRun
+from app.bills.models import Biller, BillPayment, BillPaymentItem
+from app.core.audit import AuditActor, SealConflictError, record, seal_digest, sealed_digest
+from app.core.db import UTCDateTime, utcnow
+from app.core.errors import VALIDATION_FAILED, FieldError
+from app.core.scheduler import DAILY, LOCAL_TZ, JobContext, cron, scheduled_job
+from app.wallet import ledger
+from app.wallet.ledger import AccountType
+from app.wallet.ledger.postgres import asyncpg_connection
+from app.wallet.models import LedgerAccount, LedgerEntry, LedgerPosting
+
+__all__ = [
+    "CORRECTION_KIND",
+    "GATEWAY_CSV_COLUMNS",
+    "KINDS",
+    "BalanceTransactionSource",
+    "BankLine",
+    "BankStatement",
+    "BankStatementSource",
+    "BillerLine",
+    "GatewayLine",
+    "RunResult",
+    "day_bounds",
+    "install_bank_statements",
+    "install_card_gateway",
+    "iter_balance_transactions",
+    "journal_digest",
+    "parse_bank_csv",
+    "parse_biller_csv",
+    "parse_gateway_csv",
+    "reconcile_day",
+]
+
+log = structlog.get_logger("app.admin.reconciliation")
+
+KINDS = ("missing_in_ledger", "missing_at_gateway", "amount_mismatch", "duplicate", "status_mismatch")
+"""The kinds of exception (``matched`` is the sixth outcome, and not an exception)."""
+CORRECTION_KIND = "recon_correction"
+"""Kind of the correcting entries; they may carry a gateway reference without counting as a duplicate."""
+GATEWAY_CSV_COLUMNS = (
+    "id",
+    "amount",
+    "fee",
+    "net",
+    "currency",
+    "type",
+    "source",
+    "created",
+    "status",
+    "reporting_category",
+)
+SETTLED_STATUSES = ("available", "pending")
+"""Statuses of a gateway balance transaction that agree with a booked (not reversed) entry."""
+_STAGE_BATCH = 5000
+
+
+# --- days -------------------------------------------------------------------------------------------------
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants where the Asia/Ho_Chi_Minh day ``day`` starts and ends."""
+    start = datetime.combine(day, time(), tzinfo=LOCAL_TZ)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=LOCAL_TZ)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+# --- the outside reports ----------------------------------------------------------------------------------
+
+
+class ReportError(ValueError):
+    """An uploaded report that cannot be read: which line, and why."""
+
+    def __init__(self, what: str, line: int, message: str) -> None:
+        super().__init__(f"{what} line {line}: {message}")
+        self.what = what
+        self.line = line
+        self.message = message
+
+    def problem(self) -> Exception:
+        return VALIDATION_FAILED(
+            f"Tệp {self.what} không hợp lệ (dòng {self.line}): {self.message}",
+            f"Invalid {self.what} file (line {self.line}): {self.message}",
+            errors=[FieldError(field=self.what, source="body", message=f"line {self.line}: {self.message}")],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayLine:
+    """One Stripe balance transaction (amounts in đồng, VND being zero-decimal)."""
+
+    id: str
+    amount: int
+    fee: int
+    net: int
+    currency: str
+    type: str
+    source: str
+    created: int
+    status: str
+    reporting_category: str = ""
+
+    @classmethod
+    def from_stripe(cls, item: dict[str, Any]) -> GatewayLine:
+        source = item.get("source")
+        if isinstance(source, dict):  # expanded
+            source = source.get("id")
+        return cls(
+            id=str(item["id"]),
+            amount=int(item["amount"]),
+            fee=int(item.get("fee") or 0),
+            net=int(item["net"]),
+            currency=str(item.get("currency") or "vnd"),
+            type=str(item.get("type") or ""),
+            source=str(source or ""),
+            created=int(item.get("created") or 0),
+            status=str(item.get("status") or ""),
+            reporting_category=str(item.get("reporting_category") or ""),
+        )
+
+
+class BalanceTransactionSource(Protocol):
+    """What reconciliation needs of the card gateway (``app.wallet.gateway.CardGateway`` has it)."""
+
+    async def list_balance_transactions(
+        self, created_gte: int, created_lt: int, limit: int = 100, starting_after: str | None = None
+    ) -> dict[str, Any]:
+        """One page, Stripe's list shape: ``{"object": "list", "data": [...], "has_more": bool}``."""
+        ...
+
+
+async def iter_balance_transactions(
+    gateway: BalanceTransactionSource, created_gte: int, created_lt: int, *, page_size: int = 100
+) -> AsyncIterator[GatewayLine]:
+    """Every balance transaction created in ``[created_gte, created_lt)``, page after page."""
+    starting_after: str | None = None
+    while True:
+        page = await gateway.list_balance_transactions(
+            created_gte, created_lt, limit=page_size, starting_after=starting_after
+        )
+        data = page.get("data") or []
+        for item in data:
+            yield GatewayLine.from_stripe(item)
+        if not page.get("has_more") or not data:
+            return
+        starting_after = str(data[-1]["id"])
+
+
+def _int(value: str, what: str, line: int, column: str) -> int:
+    try:
+        return int(value.strip())
+    except (ValueError, AttributeError):
+        raise ReportError(what, line, f"{column} must be a whole number of đồng, got {value!r}") from None
+
+
+def _rows(stream: IO[str], what: str, columns: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(stream)
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ReportError(what, 1, "missing columns: " + ", ".join(missing))
+    for number, row in enumerate(reader, start=2):
+        yield number, row
+
+
+def parse_gateway_csv(stream: IO[str]) -> Iterator[GatewayLine]:
+    """The lines of Stripe's balance-transaction CSV export (columns :data:`GATEWAY_CSV_COLUMNS`)."""
+    what = "gateway_report"
+    for n, row in _rows(stream, what, ("id", "amount", "fee", "net", "type", "source", "status")):
+        if not row["id"]:
+            raise ReportError(what, n, "id is empty")
+        currency = (row.get("currency") or "vnd").lower()
+        if currency != "vnd":
+            raise ReportError(what, n, f"currency {currency!r}: only vnd")
+        yield GatewayLine(
+            id=row["id"],
+            amount=_int(row["amount"], what, n, "amount"),
+            fee=_int(row["fee"] or "0", what, n, "fee"),
+            net=_int(row["net"], what, n, "net"),
+            currency=currency,
+            type=row["type"],
+            source=row["source"] or "",
+            created=_int(row.get("created") or "0", what, n, "created"),
+            status=row["status"],
+            reporting_category=row.get("reporting_category") or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BillerLine:
+    """One confirmation from a biller: our reference ``{payment reference}-{n}``, what it took, its answer."""
+
+    biller: str
+    reference: str
+    amount: int
+    status: str
+    """``confirmed``, or ``refused`` / ``reversed`` (the biller did not keep the payment)."""
+    biller_reference: str = ""
+
+
+def parse_biller_csv(stream: IO[str]) -> list[BillerLine]:
+    what = "biller_confirmations"
+    lines = []
+    for n, row in _rows(stream, what, ("biller", "reference", "amount", "status")):
+        status = row["status"].strip().lower()
+        if status not in ("confirmed", "refused", "reversed"):
+            raise ReportError(what, n, "status is confirmed, refused or reversed")
+        lines.append(
+            BillerLine(
+                biller=row["biller"].strip(),
+                reference=row["reference"].strip(),
+                amount=_int(row["amount"], what, n, "amount"),
+                status=status,
+                biller_reference=(row.get("biller_reference") or "").strip(),
+            )
+        )
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class BankLine:
+    """One line of the guarantee account's statement: positive when money came into the account."""
+
+    reference: str
+    amount: int
+    description: str = ""
+    booked_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BankStatement:
+    day: date
+    closing_balance: int
+    """The account's balance at the end of the day, as the bank states it."""
+    lines: list[BankLine] = field(default_factory=list)
+
+
+class BankStatementSource(Protocol):
+    """Fetches the guarantee account's statement of a day from the partner bank."""
+
+    async def statement(self, day: date) -> BankStatement | None:
+        """The statement of ``day``, or None if the bank has not issued it yet."""
+        ...
+
+
+def parse_bank_csv(stream: IO[str], day: date) -> BankStatement:
+    """A statement CSV (``booked_on, reference, amount, description, balance``: the running balance after
+    each line); the last line's balance is the closing balance. A statement of a day without movement is one
+    line with amount 0 carrying the balance."""
+    what = "bank_statement"
+    lines: list[BankLine] = []
+    closing: int | None = None
+    for n, row in _rows(stream, what, ("reference", "amount", "balance")):
+        amount = _int(row["amount"], what, n, "amount")
+        closing = _int(row["balance"], what, n, "balance")
+        booked = None
+        if row.get("booked_on"):
+            try:
+                booked = date.fromisoformat(row["booked_on"].strip())
+            except ValueError:
+                raise ReportError(what, n, "booked_on is YYYY-MM-DD") from None
+        if amount:
+            lines.append(BankLine(row["reference"].strip(), amount, row.get("description") or "", booked))
+    if closing is None:
+        raise ReportError(what, 1, "the statement has no line: give at least the closing balance")
+    return BankStatement(day=day, closing_balance=closing, lines=lines)
+
+
+# --- where a scheduled run gets its reports -------------------------------------------------------------
+
+_card_gateway: BalanceTransactionSource | None = None
+_bank_statements: BankStatementSource | None = None
+
+
+def install_card_gateway(gateway: BalanceTransactionSource | None) -> None:
+    """Let reconciliation fetch the gateway's settlement report (``CardGateway`` at startup)."""
+    global _card_gateway
+    _card_gateway = gateway
+
+
+def install_bank_statements(source: BankStatementSource | None) -> None:
+    """Let reconciliation fetch the guarantee account's statement."""
+    global _bank_statements
+    _bank_statements = source
+
+
+def card_gateway() -> BalanceTransactionSource | None:
+    return _card_gateway
+
+
+def bank_statements() -> BankStatementSource | None:
+    return _bank_statements
+
+
+# --- the run ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    run: ReconRun
+    exceptions: int
+    """Exceptions this run added (those already known for the day are not repeated)."""
+
+
+def _uuid_param(name: str, value: Any) -> Any:
+    return bindparam(name, value, type_=Uuid())
+
+
+def _time_param(name: str, value: datetime) -> Any:
+    return bindparam(name, value, type_=UTCDateTime(timezone=True))
+
+
+_STAGE_COLUMNS = ("line_no", "ext_id", "reference", "amount", "fee", "net", "type", "status", "created")
+
+
+async def _stage_gateway(session: AsyncSession, lines: AsyncIterable[GatewayLine] | Iterable[GatewayLine]) -> int:
+    """Load the report into the temporary table ``recon_stage``; returns the number of lines."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        await session.execute(
+            text(
+                "CREATE TEMP TABLE recon_stage (line_no bigint, ext_id text, reference text, amount bigint, "
+                "fee bigint, net bigint, type text, status text, created bigint) ON COMMIT DROP"
+            )
+        )
+    else:
+        await session.execute(text("DROP TABLE IF EXISTS temp.recon_stage"))
+        await session.execute(
+            text(
+                "CREATE TEMP TABLE recon_stage (line_no INTEGER, ext_id TEXT, reference TEXT, amount INTEGER, "
+                "fee INTEGER, net INTEGER, type TEXT, status TEXT, created INTEGER)"
+            )
+        )
+    count = 0
+
+    async def records() -> AsyncIterator[tuple[Any, ...]]:
+        nonlocal count
+        if isinstance(lines, AsyncIterable):
+            async for line in lines:
+                count += 1
+                yield (count, line.id, line.source, line.amount, line.fee, line.net, line.type, line.status,
+                       line.created)
+        else:
+            for line in lines:
+                count += 1
+                yield (count, line.id, line.source, line.amount, line.fee, line.net, line.type, line.status,
+                       line.created)
+
+    if dialect == "postgresql":
+        connection = await asyncpg_connection(session)
+        await connection.copy_records_to_table("recon_stage", records=records(), columns=_STAGE_COLUMNS)
+        await session.execute(text("ANALYZE recon_stage"))
+    else:
+        statement = text(
+            "INSERT INTO recon_stage VALUES "
+            "(:line_no, :ext_id, :reference, :amount, :fee, :net, :type, :status, :created)"
+        )
+        batch: list[dict[str, Any]] = []
+        async for row in records():
+            batch.append(dict(zip(_STAGE_COLUMNS, row, strict=True)))
+            if len(batch) >= _STAGE_BATCH:
+                await session.execute(statement, batch)
+                batch = []
+        if batch:
+            await session.execute(statement, batch)
+    return count
+
+
+_CLASSIFY = """
+WITH g AS (
+    SELECT line_no, ext_id, reference, amount, fee, net, type, status,
+           ROW_NUMBER() OVER (PARTITION BY reference, type ORDER BY line_no) AS rn
+      FROM recon_stage
+), l AS (
+    SELECT e.reference AS reference,
+           COUNT(DISTINCT CASE WHEN e.kind <> :correction THEN e.id END) AS entries,
+           -SUM(CASE WHEN p.account_id = :clearing THEN p.amount ELSE 0 END) AS net,
+           -SUM(CASE WHEN p.account_id = :fees THEN p.amount ELSE 0 END) AS fee,
+           MAX(CASE WHEN r.id IS NULL THEN 0 ELSE 1 END) AS reversed
+      FROM ledger_entries e
+      JOIN ledger_postings p ON p.entry_id = e.id AND p.account_id IN (:clearing, :fees)
+      LEFT JOIN ledger_entries r ON r.reverses_id = e.id
+     WHERE e.reverses_id IS NULL
+       AND e.reference IN (SELECT reference FROM recon_stage)
+     GROUP BY e.reference
+), c AS (
+    SELECT g.line_no, g.ext_id, g.reference, g.amount, g.fee, g.net, g.status,
+           l.net + l.fee AS l_gross, l.fee AS l_fee, l.net AS l_net,
+           CASE WHEN l.reversed = 1 THEN 'reversed' WHEN l.reference IS NOT NULL THEN 'booked' END AS l_status,
+           CASE
+               WHEN g.rn > 1 THEN 'duplicate'
+               WHEN l.reference IS NULL THEN 'missing_in_ledger'
+               WHEN l.entries > 1 THEN 'duplicate'
+               WHEN l.reversed = 1 OR g.status NOT IN ('available', 'pending') THEN 'status_mismatch'
+               WHEN g.amount <> l.net + l.fee OR g.fee <> l.fee OR g.net <> l.net THEN 'amount_mismatch'
+               ELSE 'matched'
+           END AS outcome
+      FROM g LEFT JOIN l ON l.reference = g.reference
+)
+"""
+
+_INSERT_EXCEPTIONS = """
+INSERT INTO recon_exceptions (run_id, day, source, kind, key, reference, ledger_gross, ledger_fee, ledger_net,
+                              external_gross, external_fee, external_net, ledger_status, external_status,
+                              status, created_at, updated_at)
+SELECT :run_id, :day, 'gateway', c.outcome, c.ext_id, c.reference, c.l_gross, c.l_fee, c.l_net,
+       c.amount, c.fee, c.net, c.l_status, c.status, 'open', :now, :now
+  FROM c WHERE c.outcome <> 'matched'
+ON CONFLICT (day, source, kind, key) DO NOTHING
+"""
+
+_MISSING_AT_GATEWAY = """
+INSERT INTO recon_exceptions (run_id, day, source, kind, key, reference, ledger_gross, ledger_fee, ledger_net,
+                              ledger_status, status, created_at, updated_at)
+SELECT :run_id, :day, 'gateway', 'missing_at_gateway', m.reference, m.reference, m.net + m.fee, m.fee, m.net,
+       'booked', 'open', :now, :now
+  FROM (
+    SELECT e.reference AS reference,
+           -SUM(CASE WHEN p.account_id = :clearing THEN p.amount ELSE 0 END) AS net,
+           -SUM(CASE WHEN p.account_id = :fees THEN p.amount ELSE 0 END) AS fee
+      FROM ledger_entries e
+      JOIN ledger_postings p ON p.entry_id = e.id AND p.account_id IN (:clearing, :fees)
+     WHERE e.created_at >= :start AND e.created_at < :end
+       AND e.reverses_id IS NULL AND e.kind <> :correction AND e.reference IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses_id = e.id)
+       AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.reference = e.reference)
+     GROUP BY e.reference
+    HAVING SUM(CASE WHEN p.account_id = :clearing THEN 1 ELSE 0 END) > 0
+  ) AS m
+ WHERE true
+ON CONFLICT (day, source, kind, key) DO NOTHING
+"""
+
+
+def _params(statement: str, **values: Any) -> Any:
+    query = text(statement)
+    binds = []
+    for name, value in values.items():
+        if name in ("clearing", "fees"):
+            binds.append(_uuid_param(name, value))
+        elif name in ("now", "start", "end"):
+            binds.append(_time_param(name, value))
+        else:
+            binds.append(bindparam(name, value))
+    return query.bindparams(*binds)
+
+
+async def _match_gateway(
+    session: AsyncSession, run: ReconRun, start: datetime, end: datetime, now: datetime
+) -> tuple[dict[str, int], int]:
+    """Classify the staged lines; returns counts per outcome and the number of new exceptions."""
+    values = {
+        "clearing": ledger.system_account(AccountType.GATEWAY_CLEARING),
+        "fees": ledger.system_account(AccountType.GATEWAY_FEES),
+        "correction": CORRECTION_KIND,
+    }
+    written = {"run_id": run.id, "day": run.day, "now": now}
+    counts: dict[str, int] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        # One pass over the report: the exceptions are written by a data-modifying CTE of the count.
+        statement = (
+            _CLASSIFY.rstrip()
+            + ", ins AS ("
+            + _INSERT_EXCEPTIONS.strip()
+            + " RETURNING 1) SELECT outcome, count(*), (SELECT count(*) FROM ins) FROM c GROUP BY outcome"
+        )
+        rows = (await session.execute(_params(statement, **values, **written))).all()
+        added = int(rows[0][2]) if rows else 0
+        for outcome, n, _ in rows:
+            counts[str(outcome)] = int(n)
+    else:
+        rows = (
+            await session.execute(
+                _params(_CLASSIFY + "SELECT outcome, count(*) FROM c GROUP BY outcome", **values)
+            )
+        ).all()
+        counts = {str(outcome): int(n) for outcome, n in rows}
+        result = await session.execute(_params(_CLASSIFY + _INSERT_EXCEPTIONS, **values, **written))
+        added = int(getattr(result, "rowcount", 0) or 0)
+    result = await session.execute(
+        _params(_MISSING_AT_GATEWAY, **values, **written, start=start, end=end)
+    )
+    missing = int(getattr(result, "rowcount", 0) or 0)
+    if missing:
+        counts["missing_at_gateway"] = counts.get("missing_at_gateway", 0) + missing
+    await session.execute(text("DROP TABLE IF EXISTS recon_stage"))
+    return counts, added + missing
+
+
+async def _recorded_confirmations(session: AsyncSession, start: datetime, end: datetime) -> list[BillerLine]:
+    """The answers the billers' connectors gave about the day's payments (the default biller report)."""
+    expected = await _expected_items(session, start, end, [])
+    return [
+        BillerLine(biller=item.biller, reference=ref, amount=item.amount, status=item.answer, biller_reference="")
+        for ref, item in expected.items()
+        if item.answer in ("confirmed", "refused")
+    ]
+
+
+@dataclass(slots=True)
+class _Item:
+    biller: str
+    amount: int
+    status: str
+    """``paid`` (kept: paid or confirmed) or ``refunded``."""
+    answer: str
+    """What the connector recorded: ``confirmed``, ``refused`` (refunded with a reason) or ``none``."""
+    day_of_run: bool
+
+
+async def _expected_items(
+    session: AsyncSession, start: datetime, end: datetime, other_refs: list[str]
+) -> dict[str, _Item]:
+    """What the ledger paid to billers: each item of the day's bill payments (and of the payments named by
+    ``other_refs``), by reference ``{payment reference}-{n}``."""
+    place = (
+        func.row_number().over(partition_by=BillPaymentItem.payment_id, order_by=BillPaymentItem.id).label("n")
+    )
+    base = (
+        select(
+            BillPayment.reference,
+            BillPayment.paid_at,
+            place,
+            BillPaymentItem.amount,
+            BillPaymentItem.status,
+            BillPaymentItem.refund_reason,
+            Biller.code,
+        )
+        .join(BillPaymentItem, BillPaymentItem.payment_id == BillPayment.id)
+        .join(Biller, Biller.id == BillPaymentItem.biller_id)
+        .join(LedgerEntry, LedgerEntry.id == BillPayment.entry_id)  # only what the ledger booked
+    )
+    day_filter = (BillPayment.paid_at >= start) & (BillPayment.paid_at < end)
+    condition = day_filter | BillPayment.reference.in_(other_refs) if other_refs else day_filter
+    items: dict[str, _Item] = {}
+    for reference, paid_at, n, amount, status, reason, code in await session.execute(base.where(condition)):
+        refunded = status == "refunded"
+        answer = "confirmed" if status == "confirmed" else ("refused" if refunded and reason else "none")
+        items[f"{reference}-{n}"] = _Item(
+            biller=code,
+            amount=int(amount),
+            status="refunded" if refunded else "paid",
+            answer=answer,
+            day_of_run=start <= paid_at < end,
+        )
+    return items
+
+
+@dataclass(slots=True)
+class _NewException:
+    source: str
+    kind: str
+    key: str
+    reference: str | None = None
+    party: str | None = None
+    ledger_gross: int | None = None
+    external_gross: int | None = None
+    ledger_status: str | None = None
+    external_status: str | None = None
+
+
+async def _match_billers(
+    session: AsyncSession, lines: list[BillerLine], start: datetime, end: datetime
+) -> tuple[dict[str, int], list[_NewException]]:
+    refs = sorted({line.reference.rsplit("-", 1)[0] for line in lines if "-" in line.reference})
+    expected = await _expected_items(session, start, end, refs)
+    counts: dict[str, int] = defaultdict(int)
+    found: list[_NewException] = []
+    seen: set[str] = set()
+    for line in lines:
+        item = expected.get(line.reference)
+        base = _NewException(
+            "biller",
+            "matched",
+            line.reference,
+            line.reference,
+            line.biller,
+            item.amount if item else None,
+            line.amount,
+            item.status if item else None,
+            line.status,
+        )
+        if line.reference in seen:
+            base.kind = "duplicate"
+            base.key = f"{line.reference}#{line.biller_reference or len(seen)}"
+        elif item is None:
+            base.kind = "missing_in_ledger"
+        elif (line.status == "confirmed") != (item.status == "paid"):
+            base.kind = "status_mismatch"
+        elif line.amount != item.amount:
+            base.kind = "amount_mismatch"
+        seen.add(line.reference)
+        counts[base.kind] += 1
+        if base.kind != "matched":
+            found.append(base)
+    for reference, item in expected.items():
+        if item.day_of_run and item.status == "paid" and reference not in seen:
+            counts["missing_at_gateway"] += 1
+            found.append(
+                _NewException(
+                    "biller", "missing_at_gateway", reference, reference, item.biller, item.amount, None, "paid"
+                )
+            )
+    return dict(counts), found
+
+
+async def _check_bank(
+    session: AsyncSession, statement: BankStatement, start: datetime, end: datetime
+) -> tuple[dict[str, Any], list[_NewException]]:
+    """The statement against the mirror account, line by line, and the coverage of wallet balances."""
+    mirror = ledger.system_account(AccountType.GUARANTEE_BANK)
+    rows = await session.execute(
+        select(LedgerEntry.reference, LedgerEntry.id, LedgerPosting.amount)
+        .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+        .where(LedgerPosting.account_id == mirror, LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
+        .order_by(LedgerPosting.id)
+    )
+    booked: dict[str, int] = defaultdict(int)
+    for reference, entry_id, amount in rows:
+        booked[reference or str(entry_id)] += -int(amount)  # a debit to the mirror is money in at the bank
+    banked: dict[str, int] = defaultdict(int)
+    for line in statement.lines:
+        banked[line.reference] += line.amount
+    found: list[_NewException] = []
+    in_transit = [{"reference": ref, "amount": amount} for ref, amount in booked.items() if ref not in banked]
+    matched = 0
+    for ref, amount in banked.items():
+        if ref not in booked:
+            found.append(_NewException("bank", "missing_in_ledger", ref, ref, None, None, amount))
+        elif booked[ref] != amount:
+            found.append(_NewException("bank", "amount_mismatch", ref, ref, None, booked[ref], amount))
+        else:
+            matched += 1
+    mirror_closing = -int(
+        await session.scalar(
+            select(func.coalesce(func.sum(LedgerPosting.amount), 0))
+            .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+            .where(LedgerPosting.account_id == mirror, LedgerEntry.created_at < end)
+        )
+        or 0
+    )
+    transit_total = sum(item["amount"] for item in in_transit)
+    unexplained = statement.closing_balance - (mirror_closing - transit_total)
+    unexplained -= sum(e.external_gross or 0 for e in found if e.kind == "missing_in_ledger")
+    unexplained -= sum((e.external_gross or 0) - (e.ledger_gross or 0) for e in found if e.kind == "amount_mismatch")
+    wallets = int(
+        await session.scalar(
+            select(func.coalesce(func.sum(LedgerPosting.amount), 0))
+            .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
+            .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+            .where(LedgerAccount.type == AccountType.CITIZEN_WALLET.value, LedgerEntry.created_at < end)
+        )
+        or 0
+    )
+    check = {
+        "ran": True,
+        "statement_closing": statement.closing_balance,
+        "mirror_closing": mirror_closing,
+        "lines": len(statement.lines),
+        "matched": matched,
+        "in_transit": in_transit[:100],
+        "in_transit_count": len(in_transit),
+        "in_transit_total": transit_total,
+        "unexplained": unexplained,
+        "explained": unexplained == 0 and not found,
+        "wallet_balances": wallets,
+        "covered": wallets <= statement.closing_balance,
+        "coverage_margin": statement.closing_balance - wallets,
+    }
+    return check, found
+
+
+async def journal_digest(session: AsyncSession, day: date) -> tuple[str, int]:
+    """SHA-256 over the day's journal (every entry created that day with its postings, in order); and the
+    number of entries. Anything changed in those rows changes the digest."""
+    start, end = day_bounds(day)
+    digest = hashlib.sha256()
+    entries = 0
+    last: Any = None
+    stream = await session.stream(
+        select(
+            LedgerEntry.id,
+            LedgerEntry.created_at,
+            LedgerEntry.kind,
+            LedgerEntry.reference,
+            LedgerEntry.description,
+            LedgerEntry.reverses_id,
+            LedgerPosting.account_id,
+            LedgerPosting.amount,
+        )
+        .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+        .where(LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
+        .order_by(LedgerEntry.created_at, LedgerEntry.id, LedgerPosting.id)
+        .execution_options(yield_per=5000)
+    )
+    async for entry_id, created_at, kind, reference, description, reverses, account_id, amount in stream:
+        if entry_id != last:
+            entries += 1
+            last = entry_id
+            head = [str(entry_id), created_at.astimezone(UTC).isoformat(), kind, reference, description]
+            digest.update(b"E" + json.dumps([*head, str(reverses) if reverses else None]).encode())
+        digest.update(f"P{account_id.hex}:{int(amount)}\n".encode())
+    return digest.hexdigest(), entries
+
+
+async def _seal(session: AsyncSession, day: date, now: datetime) -> dict[str, Any]:
+    """Seal the day's journal once the day is over; on a later run, compare it with what was sealed."""
+    label = f"ledger.journal:{day.isoformat()}"
+    if day_bounds(day)[1] > now:
+        return {"state": "day_open", "label": label}
+    digest, entries = await journal_digest(session, day)
+    sealed = await sealed_digest(session, label)
+    if sealed is None:
+        return {"state": "to_seal", "label": label, "digest": digest, "entries": entries}
+    if sealed == digest:
+        return {"state": "intact", "label": label, "digest": digest, "entries": entries}
+    return {"state": "changed", "label": label, "digest": digest, "sealed": sealed, "entries": entries}
+
+
+def _books_summary(report: ledger.BooksCheck) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "postings_total": report.total,
+        "unbalanced_entries": [str(e) for e in report.unbalanced_entries[:20]],
+        "balance_mismatches": [
+            {"account_id": str(a), "stored": s, "postings": p} for a, s, p in report.balance_mismatches[:20]
+        ],
+        "held_mismatches": len(report.held_mismatches),
+        "negative_wallets": len(report.negative_wallets),
+        "running_balance_breaks": len(report.running_balance_breaks),
+    }
+
+
+async def reconcile_day(
+    session: AsyncSession,
+    day: date,
+    *,
+    trigger: str = "on_demand",
+    actor: AuditActor | None = None,
+    gateway_lines: AsyncIterable[GatewayLine] | Iterable[GatewayLine] | None = None,
+    biller_lines: list[BillerLine] | None = None,
+    bank_statement: BankStatement | None = None,
+    now: datetime | None = None,
+    check_books: bool = True,
+) -> RunResult:
+    """Reconcile ``day`` in the session's transaction (see the module docstring).
+
+    Reports not given are fetched: the gateway's through the installed card gateway (skipped if none), the
+    billers' from the confirmations the connectors recorded, the bank's through the installed statement
+    source (skipped if none). The audit rows (the run, the seal) are written last.
+    """
+    moment = now or utcnow()
+    start, end = day_bounds(day)
+    actor = actor or AuditActor.system("recon.daily")
+    run = ReconRun(day=day, trigger=trigger, started_by=actor.id, started_at=moment, counts={}, checks={})
+    session.add(run)
+    await session.flush()
+    counts: dict[str, Any] = {}
+    checks: dict[str, Any] = {"sources": {}}
+    added = 0
+
+    # 1. gateway
+    if gateway_lines is None and (gateway := card_gateway()) is not None:
+        gateway_lines = iter_balance_transactions(gateway, int(start.timestamp()), int(end.timestamp()))
+        checks["sources"]["gateway"] = "adapter"
+    elif gateway_lines is not None:
+        checks["sources"]["gateway"] = "upload"
+    if gateway_lines is not None:
+        lines = await _stage_gateway(session, gateway_lines)
+        gateway_counts, gateway_added = await _match_gateway(session, run, start, end, moment)
+        counts["gateway"] = {"lines": lines, **gateway_counts}
+        added += gateway_added
+    else:
+        checks["sources"]["gateway"] = "none"
+
+    # 2. billers
+    if biller_lines is None:
+        biller_lines = await _recorded_confirmations(session, start, end)
+        checks["sources"]["biller"] = "recorded"
+    else:
+        checks["sources"]["biller"] = "upload"
+    biller_counts, found = await _match_billers(session, biller_lines, start, end)
+    counts["biller"] = {"lines": len(biller_lines), **biller_counts}
+
+    # 3. bank statement and coverage
+    if bank_statement is None and (source := bank_statements()) is not None:
+        bank_statement = await source.statement(day)
+        checks["sources"]["bank"] = "fetched"
+    elif bank_statement is not None:
+        checks["sources"]["bank"] = "upload"
+    if bank_statement is not None:
+        checks["bank"], bank_found = await _check_bank(session, bank_statement, start, end)
+        found += bank_found
+        counts["bank"] = {"lines": len(bank_statement.lines), "exceptions": len(bank_found)}
+    else:
+        checks["sources"]["bank"] = "none"
+        checks["bank"] = {"ran": False}
+
+    if found:
+        stored = set(
+            (
+                await session.execute(
+                    select(ReconException.source, ReconException.kind, ReconException.key).where(
+                        ReconException.day == day
+                    )
+                )
+            ).tuples()
+        )
+        rows = [
+            {
+                "run_id": run.id,
+                "day": day,
+                "source": f.source,
+                "kind": f.kind,
+                "key": f.key[:160],
+                "reference": f.reference,
+                "party": f.party,
+                "ledger_gross": f.ledger_gross,
+                "external_gross": f.external_gross,
+                "ledger_status": f.ledger_status,
+                "external_status": f.external_status,
+                "status": "open",
+                "created_at": moment,
+                "updated_at": moment,
+            }
+            for f in found
+            if (f.source, f.kind, f.key[:160]) not in stored
+        ]
+        if rows:
+            await session.execute(insert(ReconException), rows)
+        added += len(rows)
+
+    # 4. the books and the seal
+    if check_books:
+        checks["books"] = _books_summary(await ledger.check_books(session))
+    checks["seal"] = await _seal(session, day, moment)
+
+    open_exceptions = int(
+        await session.scalar(
+            select(func.count())
+            .select_from(ReconException)
+            .where(ReconException.day == day, ReconException.status.in_(("open", "proposed")))
+        )
+        or 0
+    )
+    checks["open_exceptions"] = open_exceptions
+    healthy = (
+        open_exceptions == 0
+        and checks.get("books", {"ok": True})["ok"]
+        and checks["seal"]["state"] != "changed"
+        and (not checks["bank"]["ran"] or (checks["bank"]["explained"] and checks["bank"]["covered"]))
+    )
+    run.counts = counts
+    run.checks = checks
+    run.status = "balanced" if healthy else "attention"
+    run.finished_at = utcnow()
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        action="recon.run",
+        object_type="recon_run",
+        object_id=str(run.id),
+        details={"day": day.isoformat(), "status": run.status, "new_exceptions": added,
+                 "seal": checks["seal"]["state"]},
+    )
+    if checks["seal"]["state"] == "changed":
+        await record(
+            session,
+            actor=actor,
+            action="recon.seal_mismatch",
+            object_type="ledger_day",
+            object_id=day.isoformat(),
+            outcome="failure",
+            details={"sealed": checks["seal"]["sealed"], "recomputed": checks["seal"]["digest"]},
+        )
+    elif checks["seal"]["state"] == "to_seal":
+        try:
+            await seal_digest(
+                session, checks["seal"]["label"], checks["seal"]["digest"],
+                details={"entries": checks["seal"]["entries"]},
+            )
+            checks["seal"]["state"] = "sealed"
+        except SealConflictError:  # pragma: no cover - sealed meanwhile by another run, with another digest
+            checks["seal"]["state"] = "changed"
+            run.status = "attention"
+        run.checks = dict(checks)
+        await session.flush()
+    log.info("recon_run", day=day.isoformat(), status=run.status, new_exceptions=added)
+    return RunResult(run=run, exceptions=added)
+
+
+def text_stream(binary: IO[bytes]) -> IO[str]:
+    """Read an uploaded file (bytes) as UTF-8 text, a BOM tolerated, for the CSV readers."""
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+
+
+@scheduled_job("recon.daily", trigger=cron(hour=2, minute=30), period=DAILY)
+async def reconcile_yesterday(ctx: JobContext) -> None:
+    """Every night at 02:30: reconcile the day before with what can be fetched, and seal its journal."""
+    day = ctx.local_time.date() - timedelta(days=1)
+    async with ctx.db.transaction() as session:
+        await reconcile_day(session, day, trigger="scheduled")
