@@ -25,7 +25,7 @@ from app.core.security import Caller
 from app.wallet import ledger
 from app.wallet.errors import LedgerError
 from app.wallet.ledger import AccountType, Entry, Posting
-from app.wallet.ledger.base import validate_entry
+from app.wallet.ledger.base import ACCOUNT_SPECS, validate_entry
 from app.wallet.models import LedgerAccount
 
 __all__ = [
@@ -56,7 +56,7 @@ RECON_FOUR_EYES = error_kind(
     "A correcting entry must be approved by another finance admin",
 )
 
-SYSTEM_NAMES = {t.value: t for t in AccountType if ledger.base.ACCOUNT_SPECS[t].system}
+SYSTEM_NAMES = {t.value: t for t in AccountType if ACCOUNT_SPECS[t].system}
 """System accounts a correction may name instead of an id (``suspense``, ``gateway_clearing``, ...)."""
 
 

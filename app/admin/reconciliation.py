@@ -493,8 +493,8 @@ def _params(statement: str, **values: Any) -> Any:
 
 async def _match_gateway(
     session: AsyncSession, run: ReconRun, start: datetime, end: datetime, now: datetime
-) -> tuple[dict[str, int], int]:
-    """Classify the staged lines; returns counts per outcome and the number of new exceptions."""
+) -> dict[str, int]:
+    """Classify the staged lines (writing the exceptions); returns the number of lines per outcome."""
     values = {
         "clearing": ledger.system_account(AccountType.GATEWAY_CLEARING),
         "fees": ledger.system_account(AccountType.GATEWAY_FEES),
@@ -511,7 +511,6 @@ async def _match_gateway(
             + " RETURNING 1) SELECT outcome, count(*), (SELECT count(*) FROM ins) FROM c GROUP BY outcome"
         )
         rows = (await session.execute(_params(statement, **values, **written))).all()
-        added = int(rows[0][2]) if rows else 0
         for outcome, n, _ in rows:
             counts[str(outcome)] = int(n)
     else:
@@ -521,16 +520,24 @@ async def _match_gateway(
             )
         ).all()
         counts = {str(outcome): int(n) for outcome, n in rows}
-        result = await session.execute(_params(_CLASSIFY + _INSERT_EXCEPTIONS, **values, **written))
-        added = int(getattr(result, "rowcount", 0) or 0)
-    result = await session.execute(
-        _params(_MISSING_AT_GATEWAY, **values, **written, start=start, end=end)
-    )
-    missing = int(getattr(result, "rowcount", 0) or 0)
-    if missing:
-        counts["missing_at_gateway"] = counts.get("missing_at_gateway", 0) + missing
+        await session.execute(_params(_CLASSIFY + _INSERT_EXCEPTIONS, **values, **written))
+    await session.execute(_params(_MISSING_AT_GATEWAY, **values, **written, start=start, end=end))
     await session.execute(text("DROP TABLE IF EXISTS recon_stage"))
-    return counts, added + missing
+    missing = int(
+        await session.scalar(
+            select(func.count())
+            .select_from(ReconException)
+            .where(
+                ReconException.day == run.day,
+                ReconException.source == "gateway",
+                ReconException.kind == "missing_at_gateway",
+            )
+        )
+        or 0
+    )
+    if missing:
+        counts["missing_at_gateway"] = missing
+    return counts
 
 
 async def _recorded_confirmations(session: AsyncSession, start: datetime, end: datetime) -> list[BillerLine]:
@@ -763,6 +770,11 @@ async def _seal(session: AsyncSession, day: date, now: datetime) -> dict[str, An
     return {"state": "changed", "label": label, "digest": digest, "sealed": sealed, "entries": entries}
 
 
+async def _known(session: AsyncSession, day: date) -> int:
+    query = select(func.count()).select_from(ReconException).where(ReconException.day == day)
+    return int(await session.scalar(query) or 0)
+
+
 def _books_summary(report: ledger.BooksCheck) -> dict[str, Any]:
     return {
         "ok": report.ok,
@@ -803,7 +815,7 @@ async def reconcile_day(
     await session.flush()
     counts: dict[str, Any] = {}
     checks: dict[str, Any] = {"sources": {}}
-    added = 0
+    known_before = await _known(session, day)
 
     # 1. gateway
     if gateway_lines is None and (gateway := card_gateway()) is not None:
@@ -813,9 +825,7 @@ async def reconcile_day(
         checks["sources"]["gateway"] = "upload"
     if gateway_lines is not None:
         lines = await _stage_gateway(session, gateway_lines)
-        gateway_counts, gateway_added = await _match_gateway(session, run, start, end, moment)
-        counts["gateway"] = {"lines": lines, **gateway_counts}
-        added += gateway_added
+        counts["gateway"] = {"lines": lines, **await _match_gateway(session, run, start, end, moment)}
     else:
         checks["sources"]["gateway"] = "none"
 
@@ -843,15 +853,10 @@ async def reconcile_day(
         checks["bank"] = {"ran": False}
 
     if found:
-        stored = set(
-            (
-                await session.execute(
-                    select(ReconException.source, ReconException.kind, ReconException.key).where(
-                        ReconException.day == day
-                    )
-                )
-            ).tuples()
+        known = await session.execute(
+            select(ReconException.source, ReconException.kind, ReconException.key).where(ReconException.day == day)
         )
+        stored = {(str(source), str(kind), str(key)) for source, kind, key in known}
         rows = [
             {
                 "run_id": run.id,
@@ -874,7 +879,6 @@ async def reconcile_day(
         ]
         if rows:
             await session.execute(insert(ReconException), rows)
-        added += len(rows)
 
     # 4. the books and the seal
     if check_books:
@@ -890,6 +894,7 @@ async def reconcile_day(
         or 0
     )
     checks["open_exceptions"] = open_exceptions
+    added = await _known(session, day) - known_before
     healthy = (
         open_exceptions == 0
         and checks.get("books", {"ok": True})["ok"]
