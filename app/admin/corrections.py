@@ -41,7 +41,10 @@ __all__ = [
 ]
 
 RECON_EXCEPTION_NOT_FOUND = error_kind(
-    "recon_exception_not_found", 404, "Không tìm thấy chênh lệch đối soát", "Reconciliation exception not found"
+    "recon_exception_not_found",
+    404,
+    "Không tìm thấy chênh lệch đối soát",
+    "Reconciliation exception not found",
 )
 RECON_EXCEPTION_STATE = error_kind(
     "recon_exception_state",

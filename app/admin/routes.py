@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.recon_routes import recon_routes
 from app.admin.schemas import DeadLetterPage, OutboxMessageDetail, OutboxMessageSummary
 from app.core.audit import client_address, record
 from app.core.db import Database
@@ -139,5 +140,5 @@ class OutboxAdminController(Controller):
         )
 
 
-admin_routes = [OutboxAdminController]
+admin_routes = [OutboxAdminController, *recon_routes]
 """Every admin route; each controller requires a bearer token and guards its own duty."""

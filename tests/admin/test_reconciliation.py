@@ -56,7 +56,10 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 def finance_admin() -> Caller:
     return Caller(
-        user_id=uuid.uuid4(), session_id=uuid.uuid4(), roles=frozenset({"admin"}), duties=frozenset({"finance"})
+        user_id=uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        roles=frozenset({"admin"}),
+        duties=frozenset({"finance"}),
     )
 
 
@@ -69,7 +72,9 @@ def topup(wallet: uuid.UUID, reference: str, gross: int, fee: int) -> Entry:
 
 
 def payout(reference: str, amount: int) -> Entry:
-    return Entry(kind="gateway_payout", postings=[debit(BANK, amount), credit(CLEARING, amount)], reference=reference)
+    return Entry(
+        kind="gateway_payout", postings=[debit(BANK, amount), credit(CLEARING, amount)], reference=reference
+    )
 
 
 def line(txn: str, source: str, amount: int, fee: int = 0, kind: str = "charge") -> GatewayLine:
@@ -88,10 +93,16 @@ async def build_test_day(db: Database) -> dict[str, object]:
             presentment="batch",
             amount_rule="exact",
             customer_input=CustomerInput(
-                label_vi="Mã KH", label_en="Customer", pattern=r"^W[0-9]{6}$", min_length=7, max_length=7,
+                label_vi="Mã KH",
+                label_en="Customer",
+                pattern=r"^W[0-9]{6}$",
+                min_length=7,
+                max_length=7,
                 example="W000001",
             ),
-            settlement=SettlementAccount(bank_bin="970418", account_number="5510000000011", account_name="HUEWACO"),
+            settlement=SettlementAccount(
+                bank_bin="970418", account_number="5510000000011", account_name="HUEWACO"
+            ),
         ),
         production=False,
     )
@@ -100,7 +111,11 @@ async def build_test_day(db: Database) -> dict[str, object]:
         binh = await ledger.ensure_account(session, AccountType.CITIZEN_WALLET, uuid.uuid4())
         await ledger.post(
             session,
-            Entry(kind="capital", postings=[debit(BANK, 2_000_000), credit(SUSPENSE, 2_000_000)], reference="cap_1"),
+            Entry(
+                kind="capital",
+                postings=[debit(BANK, 2_000_000), credit(SUSPENSE, 2_000_000)],
+                reference="cap_1",
+            ),
         )
         await ledger.post(session, topup(alice, "pi_ok1", 500_000, 5_000))
         await ledger.post(session, topup(binh, "pi_ok2", 300_000, 3_000))
@@ -122,21 +137,36 @@ async def build_test_day(db: Database) -> dict[str, object]:
             ),
         )
         payment = BillPayment(
-            id=new_id(), payer_id=uuid.uuid4(), reference="HP-RECON-1", total=90_000, entry_id=posted.entry_id,
+            id=new_id(),
+            payer_id=uuid.uuid4(),
+            reference="HP-RECON-1",
+            total=90_000,
+            entry_id=posted.entry_id,
             paid_at=posted.created_at,
         )
         session.add(payment)
         for n, (amount, status) in enumerate([(60_000, "confirmed"), (30_000, "paid")], start=1):
             bill = Bill(
-                id=new_id(), biller_id=biller.id, customer_code=f"W00000{n}", external_id=f"RECON-{n}",
-                period="2026-10", amount=amount, status="paid", source="batch",
+                id=new_id(),
+                biller_id=biller.id,
+                customer_code=f"W00000{n}",
+                external_id=f"RECON-{n}",
+                period="2026-10",
+                amount=amount,
+                status="paid",
+                source="batch",
             )
             session.add(bill)
             await session.flush()
             session.add(
                 BillPaymentItem(
-                    id=new_id(), payment_id=payment.id, bill_id=bill.id, biller_id=biller.id, amount=amount,
-                    payable_account_id=payable, status=status,
+                    id=new_id(),
+                    payment_id=payment.id,
+                    bill_id=bill.id,
+                    biller_id=biller.id,
+                    amount=amount,
+                    payable_account_id=payable,
+                    status=status,
                 )
             )
     gateway = [
@@ -177,9 +207,7 @@ async def test_a_test_day_finds_exactly_the_planted_mismatches_and_corrections_b
         )
     run = result.run
     async with db.read() as session:
-        found = {
-            (e.source, e.kind, e.key): e for e in (await session.scalars(select(ReconException))).all()
-        }
+        found = {(e.source, e.kind, e.key): e for e in (await session.scalars(select(ReconException))).all()}
     assert set(found) == {
         ("gateway", "missing_in_ledger", "txn_5"),
         ("gateway", "missing_at_gateway", "pi_late"),
@@ -189,12 +217,17 @@ async def test_a_test_day_finds_exactly_the_planted_mismatches_and_corrections_b
     }
     mismatch = found[("gateway", "amount_mismatch", "txn_3")]
     assert (mismatch.ledger_gross, mismatch.ledger_fee, mismatch.ledger_net) == (200_000, 2_000, 198_000)
-    assert (mismatch.external_gross, mismatch.external_fee, mismatch.external_net) == (200_000, 2_500, 197_500)
+    assert (mismatch.external_gross, mismatch.external_fee, mismatch.external_net) == (
+        200_000,
+        2_500,
+        197_500,
+    )
     assert run.counts["gateway"]["matched"] == 5  # pi_ok1, pi_ok2, pi_dup (first line), po_1, po_2
     assert run.counts["gateway"]["lines"] == 8
     assert run.counts["biller"]["matched"] == 1
     bank = run.checks["bank"]
-    assert bank["explained"] and bank["covered"]
+    assert bank["explained"]
+    assert bank["covered"]
     assert bank["in_transit"] == [{"reference": "po_2", "amount": 200_000}]
     assert bank["wallet_balances"] == 500_000 + 200_000 + 100_000 - 90_000 + 300_000 + 80_000
     assert run.checks["books"]["ok"]
@@ -207,7 +240,10 @@ async def test_a_test_day_finds_exactly_the_planted_mismatches_and_corrections_b
     fee = mismatch.id
     async with db.transaction() as session:
         await corrections.propose(
-            session, ghost, maker, description="Unclaimed card payment to suspense",
+            session,
+            ghost,
+            maker,
+            description="Unclaimed card payment to suspense",
             postings=[
                 ProposedPosting("gateway_clearing", -148_500),
                 ProposedPosting("gateway_fees", -1_500),
@@ -215,7 +251,10 @@ async def test_a_test_day_finds_exactly_the_planted_mismatches_and_corrections_b
             ],
         )
         await corrections.propose(
-            session, fee, maker, description="Gateway fee difference",
+            session,
+            fee,
+            maker,
+            description="Gateway fee difference",
             postings=[ProposedPosting("gateway_fees", -500), ProposedPosting("gateway_clearing", 500)],
         )
     with pytest.raises(AppError) as refused:
@@ -225,8 +264,11 @@ async def test_a_test_day_finds_exactly_the_planted_mismatches_and_corrections_b
     async with db.transaction() as session:
         await corrections.approve(session, ghost, checker)
         await corrections.approve(session, fee, checker)
-        for key in [("gateway", "duplicate", "txn_4b"), ("gateway", "missing_at_gateway", "pi_late"),
-                    ("biller", "status_mismatch", "HP-RECON-1-2")]:
+        for key in [
+            ("gateway", "duplicate", "txn_4b"),
+            ("gateway", "missing_at_gateway", "pi_late"),
+            ("biller", "status_mismatch", "HP-RECON-1-2"),
+        ]:
             await corrections.close(session, found[key].id, checker, note="explained")
 
     # the books balance, and the same day reconciled again is balanced with nothing new
