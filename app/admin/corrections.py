@@ -156,15 +156,7 @@ async def approve(
     found = await _load(session, exception_id)
     _state(found, "proposed")
     if found.proposed_by == caller.user_id:
-        await record(
-            session,
-            actor=AuditActor.of(caller),
-            action="recon.correction_self_approval",
-            object_type="recon_exception",
-            object_id=str(found.id),
-            outcome="denied",
-            client_address=client_address,
-        )
+        # the refusal is audited by the caller once this transaction has rolled back (record_separately)
         raise RECON_FOUR_EYES()
     proposal = found.proposal or {}
     posted = await ledger.post(

@@ -39,10 +39,10 @@ from app.admin.reconciliation import (
     reconcile_day,
     text_stream,
 )
-from app.core.audit import AuditActor, client_address
+from app.core.audit import AuditActor, client_address, record_separately
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
-from app.core.errors import NOT_FOUND, VALIDATION_FAILED, FieldError
+from app.core.errors import NOT_FOUND, VALIDATION_FAILED, AppError, FieldError
 from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, idempotent_response, scope_of
 from app.core.ratelimit import rate_limit
 from app.core.scheduler import LOCAL_TZ
@@ -316,14 +316,27 @@ class ReconciliationController(Controller):
         and resolves the exception. Refused to the admin who proposed it (`recon_four_eyes`). Recorded in the
         audit trail."""
         address = client_address(request)
-        return await self._act(
-            request,
-            db,
-            caller,
-            idempotency_key,
-            None,
-            lambda session: corrections.approve(session, exception_id, caller, client_address=address),
-        )
+        try:
+            return await self._act(
+                request,
+                db,
+                caller,
+                idempotency_key,
+                None,
+                lambda session: corrections.approve(session, exception_id, caller, client_address=address),
+            )
+        except AppError as exc:
+            if exc.kind is RECON_FOUR_EYES:  # refused and rolled back: the attempt stays on record
+                await record_separately(
+                    db,
+                    actor=caller,
+                    action="recon.correction_self_approval",
+                    object_type="recon_exception",
+                    object_id=str(exception_id),
+                    outcome="denied",
+                    client_address=address,
+                )
+            raise
 
     @post(
         "/exceptions/{exception_id:int}/reject",
@@ -406,7 +419,7 @@ class ReportsController(Controller):
     security = AUTHENTICATED["security"]
 
     async def _totals(self, db: Database, period: str, day: str | None, dimension: str) -> TotalsOut:
-        first, last, start, end = reports.period_bounds(period, _day(day, "date"))
+        first, last, start, end = reports.period_bounds(period, _day(day, "day"))
         async with db.read() as session:
             rows = await reports.totals(session, dimension, start, end)
         return TotalsOut(
@@ -427,7 +440,6 @@ class ReportsController(Controller):
         day: Annotated[
             str | None,
             QueryParameter(
-                query="date",
                 description="A day of the period, YYYY-MM-DD (default: today)",
                 pattern=r"^\d{4}-\d{2}-\d{2}$",
             ),
@@ -452,7 +464,6 @@ class ReportsController(Controller):
         day: Annotated[
             str | None,
             QueryParameter(
-                query="date",
                 description="A day of the period, YYYY-MM-DD (default: today)",
                 pattern=r"^\d{4}-\d{2}-\d{2}$",
             ),
