@@ -39,6 +39,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import perf_counter
 from typing import IO, Any, Protocol
 
 import structlog
@@ -854,6 +855,14 @@ async def reconcile_day(
     counts: dict[str, Any] = {}
     checks: dict[str, Any] = {"sources": {}}
     known_before = await _known(session, day)
+    timings: dict[str, float] = {}
+    clock = perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now_ = perf_counter()
+        timings[phase] = round((now_ - clock) * 1000, 1)
+        clock = now_
 
     # 1. gateway
     if gateway_lines is None and (gateway := card_gateway()) is not None:
@@ -863,7 +872,9 @@ async def reconcile_day(
         checks["sources"]["gateway"] = "upload"
     if gateway_lines is not None:
         lines = await _stage_gateway(session, gateway_lines)
+        lap("gateway_stage")
         counts["gateway"] = {"lines": lines, **await _match_gateway(session, run, start, end, moment)}
+        lap("gateway_match")
     else:
         checks["sources"]["gateway"] = "none"
 
@@ -875,6 +886,7 @@ async def reconcile_day(
         checks["sources"]["biller"] = "upload"
     biller_counts, found = await _match_billers(session, biller_lines, start, end)
     counts["biller"] = {"lines": len(biller_lines), **biller_counts}
+    lap("billers")
 
     # 3. bank statement and coverage
     if bank_statement is None and (source := bank_statements()) is not None:
@@ -920,10 +932,14 @@ async def reconcile_day(
         if rows:
             await session.execute(insert(ReconException), rows)
 
+    lap("bank")
     # 4. the books and the seal
     if check_books:
         checks["books"] = _books_summary(await ledger.check_books(session))
+        lap("books")
     checks["seal"] = await _seal(session, day, moment)
+    lap("seal_digest")
+    checks["timings_ms"] = timings
 
     open_exceptions = int(
         await session.scalar(
