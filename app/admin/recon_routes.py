@@ -35,7 +35,6 @@ from app.admin.reconciliation import (
     ReportError,
     parse_bank_csv,
     parse_biller_csv,
-    parse_gateway_csv,
     reconcile_day,
     text_stream,
 )
@@ -133,14 +132,12 @@ class ReconciliationController(Controller):
                 bank: BankStatement | None = None
                 if data.bank_statement is not None:
                     bank = parse_bank_csv(text_stream(data.bank_statement.file), day)
-                gateway = None
-                if data.gateway_report is not None:
-                    gateway = parse_gateway_csv(text_stream(data.gateway_report.file))
+                gateway = data.gateway_report.file if data.gateway_report is not None else None
                 result = await reconcile_day(
                     session,
                     day,
                     actor=AuditActor.of(caller),
-                    gateway_lines=gateway,
+                    gateway_csv=gateway,
                     biller_lines=billers,
                     bank_statement=bank,
                 )

@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from time import perf_counter
 from typing import IO, Any, Protocol
 
+import asyncpg
 import structlog
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,6 +101,8 @@ GATEWAY_CSV_COLUMNS = (
 )
 SETTLED_STATUSES = ("available", "pending")
 """Statuses of a gateway balance transaction that agree with a booked (not reversed) entry."""
+_WORK_MEM = "256MB"
+"""``work_mem`` of a reconciliation's transaction on PostgreSQL (the matching sorts and hashes a report)."""
 _STAGE_BATCH = 20_000
 """Lines copied per COPY (memory stays bounded by one batch)."""
 
@@ -382,30 +386,47 @@ def _time_param(name: str, value: datetime) -> Any:
     return bindparam(name, value, type_=UTCDateTime(timezone=True))
 
 
-_STAGE_COLUMNS = ("line_no", "ext_id", "reference", "amount", "fee", "net", "type", "status", "created")
+_STAGE_COLUMNS = (
+    "id",
+    "amount",
+    "fee",
+    "net",
+    "currency",
+    "type",
+    "source",
+    "created",
+    "status",
+    "reporting_category",
+)
+_REQUIRED_COLUMNS = ("id", "amount", "fee", "net", "type", "source", "status")
+_PG_STAGE = (
+    "CREATE TEMP TABLE recon_stage (line_no bigint GENERATED ALWAYS AS IDENTITY, id text, amount bigint, "
+    "fee bigint, net bigint, currency text, type text, source text, created bigint, status text, "
+    "reporting_category text) ON COMMIT DROP"
+)
+_SQLITE_STAGE = (
+    "CREATE TEMP TABLE recon_stage (line_no INTEGER PRIMARY KEY, id TEXT, amount INTEGER, fee INTEGER, "
+    "net INTEGER, currency TEXT, type TEXT, source TEXT, created INTEGER, status TEXT, "
+    "reporting_category TEXT)"
+)
+_LINE_OF_COPY_ERROR = re.compile(r"line (\d+)")
+
+
+async def _create_stage(session: AsyncSession) -> str:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        await session.execute(text(_PG_STAGE))
+    else:
+        await session.execute(text("DROP TABLE IF EXISTS temp.recon_stage"))
+        await session.execute(text(_SQLITE_STAGE))
+    return dialect
 
 
 async def _stage_gateway(
     session: AsyncSession, lines: AsyncIterable[GatewayLine] | Iterable[GatewayLine]
 ) -> int:
-    """Load the report into the temporary table ``recon_stage``; returns the number of lines."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        await session.execute(
-            text(
-                "CREATE TEMP TABLE recon_stage (line_no bigint, ext_id text, reference text, amount bigint, "
-                "fee bigint, net bigint, type text, status text, created bigint) ON COMMIT DROP"
-            )
-        )
-    else:
-        await session.execute(text("DROP TABLE IF EXISTS temp.recon_stage"))
-        await session.execute(
-            text(
-                "CREATE TEMP TABLE recon_stage (line_no INTEGER, ext_id TEXT, reference TEXT, "
-                "amount INTEGER, fee INTEGER, net INTEGER, type TEXT, status TEXT, created INTEGER)"
-            )
-        )
-    count = 0
+    """Load report lines into the temporary table ``recon_stage`` in batches; returns how many."""
+    dialect = await _create_stage(session)
     copy: Any = None
     if dialect == "postgresql":
         connection = await asyncpg_connection(session)
@@ -416,30 +437,31 @@ async def _stage_gateway(
         copy = copy_rows
     else:
         statement = text(
-            "INSERT INTO recon_stage VALUES "
-            "(:line_no, :ext_id, :reference, :amount, :fee, :net, :type, :status, :created)"
+            "INSERT INTO recon_stage (id, amount, fee, net, currency, type, source, created, status, "
+            "reporting_category) VALUES (:id, :amount, :fee, :net, :currency, :type, :source, :created, "
+            ":status, :reporting_category)"
         )
 
         async def insert_rows(rows: list[tuple[Any, ...]]) -> None:
             await session.execute(statement, [dict(zip(_STAGE_COLUMNS, row, strict=True)) for row in rows])
 
         copy = insert_rows
+    count = 0
     batch: list[tuple[Any, ...]] = []
 
     def add(line: GatewayLine) -> None:
-        nonlocal count
-        count += 1
         batch.append(
             (
-                count,
                 line.id,
-                line.source,
                 line.amount,
                 line.fee,
                 line.net,
+                line.currency,
                 line.type,
-                line.status,
+                line.source,
                 line.created,
+                line.status,
+                line.reporting_category,
             )
         )
 
@@ -447,25 +469,75 @@ async def _stage_gateway(
         async for line in lines:
             add(line)
             if len(batch) >= _STAGE_BATCH:
+                count += len(batch)
                 await copy(batch)
                 batch = []
     else:
         for line in lines:
             add(line)
             if len(batch) >= _STAGE_BATCH:
+                count += len(batch)
                 await copy(batch)
                 batch = []
     if batch:
+        count += len(batch)
         await copy(batch)
     if dialect == "postgresql":
         await session.execute(text("ANALYZE recon_stage"))
     return count
 
 
+async def _stage_gateway_csv(session: AsyncSession, binary: IO[bytes]) -> int:
+    """Load an uploaded CSV report into ``recon_stage``: on PostgreSQL the file's bytes go to ``COPY ... FROM
+    STDIN (FORMAT csv)`` as they are read (the database parses them; nothing is kept in Python), elsewhere
+    it is parsed line by line. Returns the number of lines."""
+    what = "gateway_report"
+    if session.get_bind().dialect.name != "postgresql":
+        return await _stage_gateway(session, parse_gateway_csv(text_stream(binary)))
+    header_line = binary.readline().decode("utf-8-sig")
+    names = [name.strip() for name in next(csv.reader([header_line]), [])]
+    unknown = [name for name in names if name not in _STAGE_COLUMNS]
+    missing = [name for name in _REQUIRED_COLUMNS if name not in names]
+    if unknown or missing or len(set(names)) != len(names):
+        problem = []
+        if missing:
+            problem.append("missing columns: " + ", ".join(missing))
+        if unknown:
+            problem.append("unknown columns: " + ", ".join(unknown))
+        raise ReportError(what, 1, "; ".join(problem) or "a column is repeated")
+    await _create_stage(session)
+    connection = await asyncpg_connection(session)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := binary.read(1 << 20):
+            yield chunk
+
+    try:
+        await connection.copy_to_table("recon_stage", source=chunks(), columns=names, format="csv")
+    except asyncpg.PostgresError as exc:
+        found = _LINE_OF_COPY_ERROR.search(str(getattr(exc, "context", None) or exc))
+        line = int(found.group(1)) + 1 if found else 0
+        raise ReportError(what, line, str(exc).split("\n")[0][:200]) from None
+    bad = (
+        await session.execute(
+            text(
+                "SELECT min(line_no) FILTER (WHERE id IS NULL OR id = ''), "
+                "min(line_no) FILTER (WHERE lower(coalesce(currency, 'vnd')) <> 'vnd'), "
+                "min(line_no) FILTER (WHERE amount IS NULL OR net IS NULL), count(*) FROM recon_stage"
+            )
+        )
+    ).one()
+    for index, message in enumerate(("id is empty", "only vnd", "amount and net are required")):
+        if bad[index] is not None:
+            raise ReportError(what, int(bad[index]) + 1, message)
+    await session.execute(text("ANALYZE recon_stage"))
+    return int(bad[3])
+
+
 _CLASSIFY = """
 WITH g AS (
-    SELECT line_no, ext_id, reference, amount, fee, net, type, status,
-           ROW_NUMBER() OVER (PARTITION BY reference, type ORDER BY line_no) AS rn
+    SELECT line_no, id AS ext_id, source AS reference, amount, coalesce(fee, 0) AS fee, net, type, status,
+           ROW_NUMBER() OVER (PARTITION BY source, type ORDER BY line_no) AS rn
       FROM recon_stage
 ), l AS (
     SELECT e.reference AS reference,
@@ -475,9 +547,9 @@ WITH g AS (
            MAX(CASE WHEN r.id IS NULL THEN 0 ELSE 1 END) AS reversed
       FROM ledger_entries e
       JOIN ledger_postings p ON p.entry_id = e.id AND p.account_id IN (:clearing, :fees)
-      LEFT JOIN ledger_entries r ON r.reverses_id = e.id
+      LEFT JOIN (SELECT reverses_id AS id FROM ledger_entries WHERE reverses_id IS NOT NULL) r ON r.id = e.id
      WHERE e.reverses_id IS NULL
-       AND e.reference IN (SELECT reference FROM recon_stage)
+       AND e.reference IN (SELECT source FROM recon_stage)
      GROUP BY e.reference
 ), c AS (
     SELECT g.line_no, g.ext_id, g.reference, g.amount, g.fee, g.net, g.status,
@@ -520,7 +592,7 @@ SELECT :run_id, :day, 'gateway', 'missing_at_gateway', m.reference, m.reference,
      WHERE e.created_at >= :start AND e.created_at < :end
        AND e.reverses_id IS NULL AND e.kind <> :correction AND e.reference IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses_id = e.id)
-       AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.reference = e.reference)
+       AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.source = e.reference)
      GROUP BY e.reference
     HAVING SUM(CASE WHEN p.account_id = :clearing THEN 1 ELSE 0 END) > 0
   ) AS m
@@ -916,6 +988,7 @@ async def reconcile_day(
     trigger: str = "on_demand",
     actor: AuditActor | None = None,
     gateway_lines: AsyncIterable[GatewayLine] | Iterable[GatewayLine] | None = None,
+    gateway_csv: IO[bytes] | None = None,
     biller_lines: list[BillerLine] | None = None,
     bank_statement: BankStatement | None = None,
     now: datetime | None = None,
@@ -946,7 +1019,17 @@ async def reconcile_day(
         clock = now_
 
     # 1. gateway
-    if gateway_lines is None and (gateway := card_gateway()) is not None:
+    if session.get_bind().dialect.name == "postgresql":
+        # big sorts and hashes stay in memory; no JIT compilation for a statement run once
+        await session.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
+        await session.execute(text("SET LOCAL jit = off"))
+    if gateway_csv is not None:
+        checks["sources"]["gateway"] = "upload"
+        lines = await _stage_gateway_csv(session, gateway_csv)
+        lap("gateway_stage")
+        counts["gateway"] = {"lines": lines, **await _match_gateway(session, run, start, end, moment)}
+        lap("gateway_match")
+    elif gateway_lines is None and (gateway := card_gateway()) is not None:
         gateway_lines = iter_balance_transactions(gateway, int(start.timestamp()), int(end.timestamp()))
         checks["sources"]["gateway"] = "adapter"
     elif gateway_lines is not None:
@@ -956,7 +1039,7 @@ async def reconcile_day(
         lap("gateway_stage")
         counts["gateway"] = {"lines": lines, **await _match_gateway(session, run, start, end, moment)}
         lap("gateway_match")
-    else:
+    elif gateway_csv is None:
         checks["sources"]["gateway"] = "none"
 
     # 2. billers
