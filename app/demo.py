@@ -20,12 +20,13 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
+    from app.admin.demo import seed_reconciliation
     from app.bills.demo import seed_bills
     from app.identity.bootstrap import seed_identity
     from app.services.demo import seed_dossiers, seed_services
     from app.wallet.demo import seed_wallets
 
-    return [seed_identity, seed_wallets, seed_services, seed_bills, seed_dossiers]
+    return [seed_identity, seed_wallets, seed_services, seed_bills, seed_dossiers, seed_reconciliation]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:
