@@ -34,11 +34,12 @@ typecheck: $(STAMP)
 spec: $(STAMP)
 	$(BIN)/hue spec export
 
-## make bench: transfers (HTTP and service path) vs transfer.sql/hot.sql, one-tap vs one_tap.sql, the 1M-row bill import
+## make bench: transfers (HTTP and service path) vs transfer.sql/hot.sql, one-tap vs one_tap.sql, the 1M-row bill import, the 1M-line reconciliation
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.one_tap --clients 16,64
 	$(BIN)/python -m bench.bill_import
+	$(BIN)/python -m bench.reconcile
 
 migrate: $(STAMP)
 	$(BIN)/hue db upgrade

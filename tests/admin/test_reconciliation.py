@@ -307,3 +307,103 @@ async def test_a_test_day_finds_exactly_the_planted_mismatches_and_corrections_b
     async with db.read() as session:
         assert (await verify_chain(session, keys=db.settings.audit_keys)).ok
         assert datetime.now(UTC) < tomorrow
+
+
+class FakeCardGateway:
+    """Stands in for ``app.wallet.gateway.CardGateway``: Stripe's balance-transaction list, page by page."""
+
+    def __init__(self, items: list[dict[str, object]]) -> None:
+        self.items = items
+        self.calls: list[tuple[int, int, int, str | None]] = []
+
+    async def list_balance_transactions(
+        self, created_gte: int, created_lt: int, limit: int = 100, starting_after: str | None = None
+    ) -> dict[str, object]:
+        self.calls.append((created_gte, created_lt, limit, starting_after))
+        chosen = [i for i in self.items if created_gte <= int(i["created"]) < created_lt]  # type: ignore[call-overload]
+        if starting_after is not None:
+            chosen = chosen[[i["id"] for i in chosen].index(starting_after) + 1 :]
+        return {"object": "list", "data": chosen[:limit], "has_more": len(chosen) > limit}
+
+
+async def test_the_nightly_run_fetches_the_report_through_the_gateway_page_by_page(db: Database) -> None:
+    from app.admin import reconciliation
+    from app.core.scheduler import JobContext
+
+    async with db.transaction() as session:
+        wallet = await ledger.ensure_account(session, AccountType.CITIZEN_WALLET, uuid.uuid4())
+        for n in range(5):
+            await ledger.post(session, topup(wallet, f"pi_night{n}", 10_000 * (n + 1), 100))
+        voided = await ledger.post(session, topup(wallet, "pi_voided", 40_000, 0))
+        await ledger.reverse(session, voided.entry_id)
+    now = int(utcnow().timestamp())
+    items: list[dict[str, object]] = [
+        {
+            "id": f"txn_n{n}",
+            "object": "balance_transaction",
+            "amount": 10_000 * (n + 1),
+            "fee": 100,
+            "net": 10_000 * (n + 1) - 100,
+            "currency": "vnd",
+            "type": "charge",
+            "source": f"pi_night{n}",
+            "created": now,
+            "status": "available" if n else "pending",
+            "reporting_category": "charge",
+        }
+        for n in range(5)
+    ]
+    items.append(
+        {
+            "id": "txn_void",
+            "amount": 40_000,
+            "fee": 0,
+            "net": 40_000,
+            "currency": "vnd",
+            "type": "charge",
+            "source": "pi_voided",
+            "created": now,
+            "status": "available",
+            "reporting_category": "charge",
+        }
+    )
+    items.append(  # another day: never asked for
+        {
+            "id": "txn_old",
+            "amount": 1,
+            "fee": 0,
+            "net": 1,
+            "currency": "vnd",
+            "type": "charge",
+            "source": "pi_old",
+            "created": now - 3 * 86400,
+            "status": "available",
+            "reporting_category": "charge",
+        }
+    )
+    gateway = FakeCardGateway(items)
+    reconciliation.install_card_gateway(gateway)
+    try:
+        today = datetime.now(LOCAL_TZ).date()
+        tomorrow_local = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=LOCAL_TZ)
+        ctx = JobContext(
+            name="recon.daily",
+            period_key=(today + timedelta(days=1)).isoformat(),
+            scheduled_for=(tomorrow_local + timedelta(hours=2, minutes=30)).astimezone(UTC),
+            db=db,
+            settings=db.settings,
+        )
+        await reconciliation.reconcile_yesterday(ctx)
+    finally:
+        reconciliation.install_card_gateway(None)
+    start, end = day_bounds(today)
+    assert [c[3] for c in gateway.calls] == [None]  # 6 lines fit one page of 100
+    assert gateway.calls[0][:2] == (int(start.timestamp()), int(end.timestamp()))
+    async with db.read() as session:
+        found = {(e.kind, e.key) for e in (await session.scalars(select(ReconException))).all()}
+    assert found == {("status_mismatch", "txn_void")}  # settled by the gateway, cancelled in our books
+
+    pages = FakeCardGateway(items)
+    lines = [line async for line in reconciliation.iter_balance_transactions(pages, 0, 2**40, page_size=2)]
+    assert [line.id for line in lines] == [str(i["id"]) for i in items]
+    assert [c[3] for c in pages.calls] == [None, "txn_n1", "txn_n3", "txn_void"]
