@@ -25,6 +25,8 @@ _Time = advanced_alchemy.types.datetime.DateTimeUTC(timezone=True)
 
 
 def upgrade() -> None:
+    # a day's journal is read by time (reconciliation, the daily seal, reports)
+    op.create_index("ix_ledger_entries_created_at", "ledger_entries", ["created_at"], unique=False)
     op.create_table(
         "recon_runs",
         sa.Column("id", _BigId, autoincrement=True, nullable=False),
@@ -74,6 +76,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ledger_entries_created_at", table_name="ledger_entries")
     op.drop_index("ix_recon_exceptions_status_day", table_name="recon_exceptions")
     op.drop_table("recon_exceptions")
     op.drop_index(op.f("ix_recon_runs_day"), table_name="recon_runs")
