@@ -112,13 +112,13 @@ _SEED_ENTRIES = f"""
 INSERT INTO ledger_entries (id, created_at, kind, reference, description, metadata)
 SELECT {_ENTRY_ID}, $2::timestamptz + (i * $3::bigint / $1) * interval '1 second', 'topup',
        'pi_' || $4 || lpad(i::text, 8, '0'), 'Nạp tiền từ thẻ', '{{}}'::jsonb
-  FROM generate_series(0, $1 - 1) AS i
+  FROM generate_series(0::bigint, $1 - 1) AS i
 """
 
 _SEED_POSTINGS = f"""
 INSERT INTO ledger_postings (entry_id, account_id, amount, balance_after, created_at)
 SELECT {_ENTRY_ID}, p.account_id, p.amount, NULL, $2::timestamptz + (i * $3::bigint / $1) * interval '1 second'
-  FROM generate_series(0, $1 - 1) AS i
+  FROM generate_series(0::bigint, $1 - 1) AS i
  CROSS JOIN LATERAL (SELECT (50 + (i * 7919) % 450) * 1000 AS gross) AS g
  CROSS JOIN LATERAL (VALUES ($6::uuid, -(g.gross - g.gross / 100)), ($7::uuid, -(g.gross / 100)),
                             (($5::uuid[])[1 + i % $8], g.gross))
