@@ -535,10 +535,14 @@ async def _stage_gateway_csv(session: AsyncSession, binary: IO[bytes]) -> int:
 
 
 _CLASSIFY = """
-WITH g AS (
-    SELECT line_no, id AS ext_id, source AS reference, amount, coalesce(fee, 0) AS fee, net, type, status,
-           ROW_NUMBER() OVER (PARTITION BY source, type ORDER BY line_no) AS rn
-      FROM recon_stage
+WITH d AS (
+    SELECT source, type, min(line_no) AS first_line
+      FROM recon_stage GROUP BY source, type HAVING count(*) > 1
+), g AS (
+    SELECT s.line_no, s.id AS ext_id, s.source AS reference, s.amount, coalesce(s.fee, 0) AS fee, s.net,
+           s.type, s.status,
+           CASE WHEN d.first_line IS NOT NULL AND s.line_no <> d.first_line THEN 2 ELSE 1 END AS rn
+      FROM recon_stage s LEFT JOIN d ON d.source = s.source AND d.type = s.type
 ), l AS (
     SELECT e.reference AS reference,
            COUNT(DISTINCT CASE WHEN e.kind <> :correction THEN e.id END) AS entries,
