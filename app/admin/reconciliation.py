@@ -543,18 +543,28 @@ WITH d AS (
            s.type, s.status,
            CASE WHEN d.first_line IS NOT NULL AND s.line_no <> d.first_line THEN 2 ELSE 1 END AS rn
       FROM recon_stage s LEFT JOIN d ON d.source = s.source AND d.type = s.type
-), l AS (
-    SELECT e.reference AS reference,
-           COUNT(DISTINCT CASE WHEN e.kind <> :correction THEN e.id END) AS entries,
-           -SUM(CASE WHEN p.account_id = :clearing THEN p.amount ELSE 0 END) AS net,
-           -SUM(CASE WHEN p.account_id = :fees THEN p.amount ELSE 0 END) AS fee,
-           MAX(CASE WHEN r.id IS NULL THEN 0 ELSE 1 END) AS reversed
+), pe AS (
+    SELECT e.id, e.reference, e.kind,
+           CASE WHEN e.created_at >= :start AND e.created_at < :end THEN 1 ELSE 0 END AS in_day,
+           SUM(CASE WHEN p.account_id = :clearing THEN p.amount ELSE 0 END) AS clearing,
+           SUM(CASE WHEN p.account_id = :fees THEN p.amount ELSE 0 END) AS fees,
+           MAX(CASE WHEN p.account_id = :clearing THEN 1 ELSE 0 END) AS touches
       FROM ledger_entries e
       JOIN ledger_postings p ON p.entry_id = e.id AND p.account_id IN (:clearing, :fees)
-      LEFT JOIN (SELECT reverses_id AS id FROM ledger_entries WHERE reverses_id IS NOT NULL) r ON r.id = e.id
-     WHERE e.reverses_id IS NULL
-       AND e.reference IN (SELECT source FROM recon_stage)
-     GROUP BY e.reference
+     WHERE e.reverses_id IS NULL AND e.reference IS NOT NULL
+       AND (e.reference IN (SELECT source FROM recon_stage)
+            OR (e.created_at >= :start AND e.created_at < :end))
+     GROUP BY e.id, e.reference, e.kind, e.created_at
+), l AS (
+    SELECT pe.reference,
+           SUM(CASE WHEN pe.kind <> :correction THEN 1 ELSE 0 END) AS entries,
+           -SUM(pe.clearing) AS net,
+           -SUM(pe.fees) AS fee,
+           MAX(CASE WHEN r.id IS NULL THEN 0 ELSE 1 END) AS reversed,
+           MAX(CASE WHEN pe.kind <> :correction THEN pe.in_day * pe.touches ELSE 0 END) AS day_booked
+      FROM pe
+      LEFT JOIN (SELECT reverses_id AS id FROM ledger_entries WHERE reverses_id IS NOT NULL) r ON r.id = pe.id
+     GROUP BY pe.reference
 ), c AS (
     SELECT g.line_no, g.ext_id, g.reference, g.amount, g.fee, g.net, g.status,
            l.net + l.fee AS l_gross, l.fee AS l_fee, l.net AS l_net,
@@ -562,13 +572,19 @@ WITH d AS (
                 WHEN l.reference IS NOT NULL THEN 'booked' END AS l_status,
            CASE
                WHEN g.rn > 1 THEN 'duplicate'
-               WHEN l.reference IS NULL THEN 'missing_in_ledger'
+               WHEN l.reference IS NULL OR l.entries = 0 AND l.net + l.fee = 0 THEN 'missing_in_ledger'
                WHEN l.entries > 1 THEN 'duplicate'
                WHEN l.reversed = 1 OR g.status NOT IN ('available', 'pending') THEN 'status_mismatch'
                WHEN g.amount <> l.net + l.fee OR g.fee <> l.fee OR g.net <> l.net THEN 'amount_mismatch'
                ELSE 'matched'
            END AS outcome
       FROM g LEFT JOIN l ON l.reference = g.reference
+    UNION ALL
+    SELECT NULL, l.reference, l.reference, NULL, NULL, NULL, NULL, l.net + l.fee, l.fee, l.net, 'booked',
+           'missing_at_gateway'
+      FROM l
+     WHERE l.day_booked = 1 AND l.reversed = 0
+       AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.source = l.reference)
 )
 """
 
@@ -579,28 +595,6 @@ INSERT INTO recon_exceptions (run_id, day, source, kind, key, reference, ledger_
 SELECT :run_id, :day, 'gateway', c.outcome, c.ext_id, c.reference, c.l_gross, c.l_fee, c.l_net,
        c.amount, c.fee, c.net, c.l_status, c.status, 'open', :now, :now
   FROM c WHERE c.outcome <> 'matched'
-ON CONFLICT (day, source, kind, key) DO NOTHING
-"""
-
-_MISSING_AT_GATEWAY = """
-INSERT INTO recon_exceptions (run_id, day, source, kind, key, reference, ledger_gross, ledger_fee, ledger_net,
-                              ledger_status, status, created_at, updated_at)
-SELECT :run_id, :day, 'gateway', 'missing_at_gateway', m.reference, m.reference, m.net + m.fee, m.fee, m.net,
-       'booked', 'open', :now, :now
-  FROM (
-    SELECT e.reference AS reference,
-           -SUM(CASE WHEN p.account_id = :clearing THEN p.amount ELSE 0 END) AS net,
-           -SUM(CASE WHEN p.account_id = :fees THEN p.amount ELSE 0 END) AS fee
-      FROM ledger_entries e
-      JOIN ledger_postings p ON p.entry_id = e.id AND p.account_id IN (:clearing, :fees)
-     WHERE e.created_at >= :start AND e.created_at < :end
-       AND e.reverses_id IS NULL AND e.kind <> :correction AND e.reference IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses_id = e.id)
-       AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.source = e.reference)
-     GROUP BY e.reference
-    HAVING SUM(CASE WHEN p.account_id = :clearing THEN 1 ELSE 0 END) > 0
-  ) AS m
- WHERE true
 ON CONFLICT (day, source, kind, key) DO NOTHING
 """
 
@@ -622,11 +616,12 @@ async def _match_gateway(
     session: AsyncSession, run: ReconRun, start: datetime, end: datetime, now: datetime
 ) -> dict[str, int]:
     """Classify the staged lines (writing the exceptions); returns the number of lines per outcome."""
-    values = {
+    values: dict[str, Any] = {
         "clearing": ledger.system_account(AccountType.GATEWAY_CLEARING),
         "fees": ledger.system_account(AccountType.GATEWAY_FEES),
         "correction": CORRECTION_KIND,
     }
+    values["start"], values["end"] = start, end
     written = {"run_id": run.id, "day": run.day, "now": now}
     counts: dict[str, int] = {}
     if session.get_bind().dialect.name == "postgresql":
@@ -649,22 +644,7 @@ async def _match_gateway(
         ).all()
         counts = {str(outcome): int(n) for outcome, n in rows}
         await session.execute(_params(_CLASSIFY + _INSERT_EXCEPTIONS, **values, **written))
-    await session.execute(_params(_MISSING_AT_GATEWAY, **values, **written, start=start, end=end))
     await session.execute(text("DROP TABLE IF EXISTS recon_stage"))
-    missing = int(
-        await session.scalar(
-            select(func.count())
-            .select_from(ReconException)
-            .where(
-                ReconException.day == run.day,
-                ReconException.source == "gateway",
-                ReconException.kind == "missing_at_gateway",
-            )
-        )
-        or 0
-    )
-    if missing:
-        counts["missing_at_gateway"] = missing
     return counts
 
 
