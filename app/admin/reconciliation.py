@@ -44,7 +44,9 @@ from typing import IO, Any, Protocol
 
 import asyncpg
 import structlog
-from sqlalchemy import bindparam, func, insert, or_, select, text
+from sqlalchemy import bindparam, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
@@ -1120,7 +1122,13 @@ async def reconcile_day(
             if (f.source, f.kind, f.key[:160]) not in stored
         ]
         if rows:
-            await session.execute(insert(ReconException), rows)
+            upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            await session.execute(  # a run of the same day at the same moment may have written them
+                upsert(ReconException).on_conflict_do_nothing(
+                    index_elements=["day", "source", "kind", "key"]
+                ),
+                rows,
+            )
 
     lap("bank")
     # 4. the books and the seal
