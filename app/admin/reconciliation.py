@@ -586,7 +586,7 @@ WITH d AS (
            'missing_at_gateway'
       FROM l
      WHERE l.day_booked = 1 AND l.reversed = 0
-       AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.source = l.reference)
+       AND l.reference NOT IN (SELECT source FROM recon_stage WHERE source IS NOT NULL)
 )
 """
 
