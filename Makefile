@@ -48,13 +48,14 @@ spec: $(STAMP)
 	$(BIN)/hue spec export
 
 ## make bench: transfers (HTTP and service path) vs transfer.sql/hot.sql, one-tap vs one_tap.sql, the 1M-row bill import,
-## results (sign/verify/statistics), 64 QR payers to one merchant vs to 64 merchants vs hot.sql
+## results (sign/verify/statistics), 64 QR payers to one merchant vs to 64 merchants vs hot.sql, the 1M-line reconciliation
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.one_tap --clients 16,64
 	$(BIN)/python -m bench.bill_import
 	$(BIN)/python -m bench.results
 	$(BIN)/python -m bench.merchant_qr --clients 64
+	$(BIN)/python -m bench.reconcile
 
 migrate: $(STAMP)
 	$(BIN)/hue db upgrade

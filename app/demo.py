@@ -20,6 +20,7 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
+    from app.admin.demo import seed_reconciliation
     from app.bills.demo import seed_bills
     from app.complaints.demo import seed_after_payment
     from app.console.demo import seed_console
@@ -37,6 +38,7 @@ def seeders() -> list[DemoSeeder]:
         seed_results,
         seed_merchants,
         seed_after_payment,
+        seed_reconciliation,
         seed_console,
     ]
 

@@ -16,6 +16,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.admin import reconciliation
 from app.bills import confirmations as bill_confirmations
 from app.bills.connectors import load_biller_secrets
 from app.bills.gateway import BillerGateway
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     register_session_check(session_is_active)
     card_gateway, card_sandbox = card_gateway_for(settings)
     install_card_gateway(card_gateway, card_sandbox)
+    reconciliation.install_card_gateway(card_gateway)
     wallet_withdrawals.install(db)
     if card_sandbox is not None and settings.environment != "test":
         # The embedded sandbox delivers its signed webhooks straight to our own handler (tests deliver them

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.admin import models as admin_models  # noqa: F401
 from app.bills import autopay_models  # noqa: F401
 from app.bills import models as bills_models  # noqa: F401
 from app.complaints import models as complaints_models  # noqa: F401

@@ -4,6 +4,7 @@ adds its import here, in dependency order."""
 
 from __future__ import annotations
 
+from app.admin import reconciliation as admin_reconciliation  # noqa: F401
 from app.bills import autopay as bill_autopay  # noqa: F401
 from app.bills import confirmations as bill_confirmations  # noqa: F401
 from app.complaints import service as complaints_service  # noqa: F401

@@ -13,6 +13,7 @@ from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.outbox import retry_as
+from app.admin.recon_routes import recon_routes
 from app.admin.schemas import DeadLetterPage, OutboxMessageDetail, OutboxMessageSummary
 from app.core.audit import client_address
 from app.core.db import Database
@@ -131,5 +132,5 @@ class OutboxAdminController(Controller):
         )
 
 
-admin_routes = [OutboxAdminController]
+admin_routes = [OutboxAdminController, *recon_routes]
 """Every admin route; each controller requires a bearer token and guards its own duty."""

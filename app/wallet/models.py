@@ -68,6 +68,8 @@ class LedgerEntry(TimestampedBase):
     """A journal entry: two or more postings summing to zero. Never updated, never deleted."""
 
     __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_created_at", "created_at"),)
+    """By time: a day's journal (reconciliation, its seal, reports) is read by ``created_at``."""
 
     kind: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str | None] = mapped_column(String(128), index=True)
