@@ -41,9 +41,9 @@ from app.core.errors import AppError
 from app.identity.inbox import post_notification
 from app.identity.service import (
     ClosureRefusal,
-    find_user_id_by_phone,
-    get_user_brief,
-    identity_level,
+    find_active_by_phone,
+    full_name_of,
+    level_and_name,
     register_closure_check,
     verify_payment_pin,
 )
@@ -106,8 +106,11 @@ async def wallet_account_id(session: AsyncSession, user_id: uuid.UUID, *, create
 
 
 async def require_level(session: AsyncSession, user_id: uuid.UUID) -> int:
-    """``user_id``'s identity level, or ``identity_level_required`` below :data:`REQUIRED_LEVEL`."""
-    level = await identity_level(session, user_id)
+    """``user_id``'s identity level, or ``identity_level_required`` below :data:`REQUIRED_LEVEL`.
+
+    One statement that also reads the person's name, remembered for the transaction
+    (``identity.service.full_name_of``): a payment's notification or receipt then needs no second query."""
+    level, _name = await level_and_name(session, user_id)
     if level < REQUIRED_LEVEL:
         raise IDENTITY_LEVEL_REQUIRED(
             "Cần xác thực danh tính mức 2 (VNeID mức 2 hoặc tại bộ phận một cửa) để dùng ví.",
@@ -243,7 +246,8 @@ async def transfer(
     answer for both so wallets cannot be enumerated). Everything (posting, limits usage, notification) is in
     the caller's transaction.
     """
-    recipient = await find_user_id_by_phone(session, phone)
+    found = await find_active_by_phone(session, phone)
+    recipient, recipient_name = found if found is not None else (None, None)
     if recipient == payer_id:
         raise SELF_TRANSFER("Không thể chuyển tiền cho chính mình.", "You cannot send money to yourself.")
     not_found = RECIPIENT_NOT_FOUND(
@@ -269,9 +273,7 @@ async def transfer(
         description=message or "Chuyển tiền",
         metadata={"message": message, "to_user_id": str(recipient)},
     )
-    payer = await get_user_brief(session, payer_id)
-    receiver = await get_user_brief(session, recipient)
-    payer_name = (payer.full_name or "") if payer is not None else ""
+    payer_name = await full_name_of(session, payer_id) or ""
     money = f"{amount:,}".replace(",", ".")
     await post_notification(
         session,
@@ -287,7 +289,7 @@ async def transfer(
     return TransferDone(
         id=posted.entry_id,
         amount=amount,
-        recipient_name=mask_name((receiver.full_name or "") if receiver is not None else ""),
+        recipient_name=mask_name(recipient_name or ""),
         message=message,
         created_at=posted.created_at,
         available_after=posted.debited_available or 0,
