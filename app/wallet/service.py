@@ -19,8 +19,9 @@ The payer's wallet must have been opened (``wallet_not_found`` otherwise): a wal
 a verified citizen, so nobody pays from a wallet they never asked for. Refunds open it on demand (money
 owed to a citizen always has somewhere to land).
 
-Round trips of a payment on PostgreSQL: identity level (1), PIN (1 + the shared counters), usage upsert (1),
-the posting (1); the wallet's id is cached per process after its first lookup and the limit table for
+Round trips of a payment on PostgreSQL: identity level and name (1), PIN (1 + the shared counters), the usage
+upsert and the posting together (1: the ``wallet_pay`` function; on SQLite one hop to the connection's
+thread); the wallet's id is cached per process after its first lookup and the limit table for
 :data:`app.wallet.limits.CACHE_SECONDS`.
 """
 
@@ -164,7 +165,7 @@ async def pay_from_wallet(
     wallet = await wallet_account_id(session, payer_id, create=False)
     await limits.check_per_transaction(session, level=level, category=category, amount=amount)
     await verify_payment_pin(session, payer_id, pin)
-    await limits.count_payment(
+    plan = await limits.planned_count(
         session,
         user_id=payer_id,
         level=level,
@@ -180,7 +181,11 @@ async def pay_from_wallet(
         description=description,
         metadata={**metadata, "category": category, "payer_id": str(payer_id)},
     )
-    return await ledger.post(session, entry)
+    # The usage upsert and the posting in ONE call; the limits are checked on the totals it returns
+    # (before an insufficient-funds refusal), and any refusal rolls both back with the caller's transaction.
+    return await ledger.post_counted(
+        session, entry, user_id=payer_id, buckets=plan.buckets, usage=amount, check=plan.check
+    )
 
 
 async def refund_to_wallet(
