@@ -42,11 +42,14 @@ class Counter:
     def __init__(self) -> None:
         self.statements = 0
         self.begins = 0
+        self.echo = False
 
     def install(self, engine: Any) -> None:
         @event.listens_for(engine.sync_engine, "before_cursor_execute")
-        def _count(*_args: Any) -> None:
+        def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             self.statements += 1
+            if self.echo:
+                print("   SQL:", " ".join(statement.split())[:150])
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(*_args: Any) -> None:
@@ -136,13 +139,18 @@ async def _drive(
 
         for i in range(5):  # warm-up: caches, prepared statements
             await one(i)
+        if os.environ.get("PROFILE_ECHO"):
+            counter.echo = True
+            await one(99)
+            counter.echo = False
         counter.statements = counter.begins = 0
-        raw0 = core_db.RAW_CALLS[0]
+        raw_calls = getattr(core_db, "RAW_CALLS", [0])  # absent before this branch
+        raw0 = raw_calls[0]
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for i in range(n):
             await one(i)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        raw = core_db.RAW_CALLS[0] - raw0
+        raw = raw_calls[0] - raw0
     return {
         "wall_ms": wall / n * 1000,
         "cpu_ms": cpu / n * 1000,

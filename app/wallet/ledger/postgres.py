@@ -23,7 +23,7 @@ import msgspec
 from asyncpg.exceptions import ForeignKeyViolationError, InvalidParameterValueError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import RAW_CALLS
+from app.core.db import note_raw_call
 from app.wallet.errors import LedgerError
 from app.wallet.ledger.base import Balance, Entry, LedgerBackend, Posted, Refusal
 
@@ -61,7 +61,7 @@ async def asyncpg_connection(session: AsyncSession) -> Any:
     the driver before that would run outside the transaction (and SQLAlchemy's COMMIT would then do
     nothing), so the adapter's transaction is started here first.
     """
-    RAW_CALLS[0] += 1
+    note_raw_call()
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     adapted = cast(Any, raw.dbapi_connection)

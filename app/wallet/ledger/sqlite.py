@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import RAW_CALLS
+from app.core.db import note_raw_call
 from app.wallet.errors import LedgerError
 from app.wallet.ledger.base import Balance, Entry, LedgerBackend, Posted, Refusal
 
@@ -40,7 +40,7 @@ async def run_in_connection_thread(
     Refuses a write outside a ``BEGIN IMMEDIATE`` transaction (``Database.transaction()``): a deferred
     transaction that reads and then writes can fail with ``database is locked`` under concurrency.
     """
-    RAW_CALLS[0] += 1
+    note_raw_call()
     connection = await session.connection()
     options = connection.sync_connection.get_execution_options() if connection.sync_connection else {}
     if write and options.get("sqlite_begin") != "IMMEDIATE":
