@@ -8,6 +8,7 @@ For other modules:
     identity_level(session, user_id) -> int                    0, 1 or 2 (0 for unknown or closed accounts)
     level_and_name(session, user_id) -> (level, full_name)     one statement; remembers the name for the
                                                                transaction (full_name_of reads it back)
+                                                               and loads the PIN row for verify_payment_pin
     full_name_of(session, user_id) -> str | None
     device_is_new(session, session_id) -> bool                 the device of a session, first seen < 24 h ago
     grant_role(session, user_id, role, scope=..., granted_by=...) / revoke_role(...)
@@ -166,9 +167,14 @@ async def find_user_id_by_phone(session: AsyncSession, phone: str) -> uuid.UUID 
 
 
 _BY_PHONE = select(User.id, User.full_name).where(User.phone == bindparam("phone"), User.status == "active")
-_LEVEL_NAME = select(User.identity_level, User.status, User.full_name).where(User.id == bindparam("user_id"))
+_LEVEL_NAME = (
+    select(User.identity_level, User.status, User.full_name, PaymentPin)
+    .outerjoin(PaymentPin, PaymentPin.user_id == User.id)
+    .where(User.id == bindparam("user_id"))
+)
 _NAMES = "identity_names"
 """``session.info`` key: full names read by :func:`level_and_name` in this transaction (by user id)."""
+_PINS = "identity_pin_rows"
 
 
 async def find_active_by_phone(session: AsyncSession, phone: str) -> tuple[uuid.UUID, str | None] | None:
@@ -182,11 +188,15 @@ async def find_active_by_phone(session: AsyncSession, phone: str) -> tuple[uuid.
 
 async def level_and_name(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, str | None]:
     """:func:`identity_level` and the full name in one statement; the name is remembered for the rest of
-    this transaction, so :func:`full_name_of` (a receipt, a notification) costs no second query."""
+    this transaction, so :func:`full_name_of` (a receipt, a notification) costs no second query. The same
+    statement loads the person's payment PIN row into the session, so the :func:`verify_payment_pin` that
+    follows on a money path finds it there (``session.get``) instead of asking the database again."""
     row = (await session.execute(_LEVEL_NAME, {"user_id": user_id})).first()
     if row is None:
         return 0, None
     session.info.setdefault(_NAMES, {})[user_id] = row[2]
+    if row[3] is not None:  # the session's identity map holds clean rows weakly: keep it for the transaction
+        session.info.setdefault(_PINS, []).append(row[3])
     return (int(row[0]) if row[1] == "active" else 0), row[2]
 
 
