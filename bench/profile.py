@@ -159,7 +159,41 @@ async def _drive(
     }
 
 
-async def _main(url: str, requests: int, profile: str | None) -> None:
+async def _concurrent(app: Any, seeded: dict[str, Any], clients: int, seconds: float) -> None:
+    """``clients`` payers sending transfers at once (each to its own receiver), in-process: does the app
+    scale with concurrency, or does something serialise it?"""
+    people = seeded["people"]
+    transport = httpx.ASGITransport(app=app)
+    done = [0]
+    stop = [False]
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60) as http:
+
+        async def client(i: int) -> None:
+            payer, receiver = people[i], people[clients + i]
+            while not stop[0]:
+                r = await http.post(
+                    "/api/v1/me/wallet/transfers",
+                    json={"phone": receiver.phone, "amount": 1000, "pin": PIN},
+                    headers={"Authorization": f"Bearer {payer.access_token}", "Idempotency-Key": uuid.uuid4().hex},
+                )
+                if r.status_code != 201:
+                    raise RuntimeError(f"{r.status_code} {r.text[:300]}")
+                done[0] += 1
+
+        tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+        await asyncio.sleep(1.0)
+        n0, wall0, cpu0 = done[0], time.perf_counter(), time.process_time()
+        await asyncio.sleep(seconds)
+        n, wall, cpu = done[0] - n0, time.perf_counter() - wall0, time.process_time() - cpu0
+        stop[0] = True
+        await asyncio.gather(*tasks)
+    print(
+        f"concurrent transfers, {clients} clients in-process: {n / wall:.0f}/s, "
+        f"CPU {cpu / max(n, 1) * 1000:.2f} ms/req, CPU busy {cpu / wall:.0%} of one core"
+    )
+
+
+async def _main(url: str, requests: int, profile: str | None, clients: int = 0) -> None:
     from app.main import create_app
 
     env = {
@@ -177,7 +211,11 @@ async def _main(url: str, requests: int, profile: str | None) -> None:
     async with app.lifespan():
         counter = Counter()
         counter.install(app.state.db.engine)
-        seeded = await _seed(app, users=2, bills=requests + 10 if profile in (None, "one_tap") else 10)
+        users = max(2, 2 * clients)
+        seeded = await _seed(app, users=users, bills=requests + 10 if profile in (None, "one_tap") else 10)
+        if clients:
+            await _concurrent(app, seeded, clients, 8.0)
+            return
         for scenario in ("transfer", "one_tap"):
             if profile and scenario != profile:
                 continue
@@ -213,17 +251,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--cprofile", choices=["transfer", "one_tap"])
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--concurrent", type=int, default=0, help="N clients at once (transfers), no profile")
     args = parser.parse_args()
     if args.sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite+aiosqlite:///{tmp}/bench.db"
             upgrade(url)
-            asyncio.run(_main(url, args.requests, args.cprofile))
+            asyncio.run(_main(url, args.requests, args.cprofile, args.concurrent))
         return
     name = create_database("bench_prof")
     try:
         upgrade(sqlalchemy_url(name))
-        asyncio.run(_main(sqlalchemy_url(name), args.requests, args.cprofile))
+        asyncio.run(_main(sqlalchemy_url(name), args.requests, args.cprofile, args.concurrent))
     finally:
         drop_database(name)
 
