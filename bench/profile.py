@@ -174,7 +174,10 @@ async def _concurrent(app: Any, seeded: dict[str, Any], clients: int, seconds: f
                 r = await http.post(
                     "/api/v1/me/wallet/transfers",
                     json={"phone": receiver.phone, "amount": 1000, "pin": PIN},
-                    headers={"Authorization": f"Bearer {payer.access_token}", "Idempotency-Key": uuid.uuid4().hex},
+                    headers={
+                        "Authorization": f"Bearer {payer.access_token}",
+                        "Idempotency-Key": uuid.uuid4().hex,
+                    },
                 )
                 if r.status_code != 201:
                     raise RuntimeError(f"{r.status_code} {r.text[:300]}")
