@@ -10,6 +10,7 @@ For other modules:
                                                                transaction (full_name_of reads it back)
                                                                and loads the PIN row for verify_payment_pin
     full_name_of(session, user_id) -> str | None
+    payer_and_recipient(session, payer_id, phone) -> (level, (recipient_id, name) | None)   one statement
     device_is_new(session, session_id) -> bool                 the device of a session, first seen < 24 h ago
     grant_role(session, user_id, role, scope=..., granted_by=...) / revoke_role(...)
     register_closure_check(fn) / register_closure_hook(fn) / register_personal_data_exporter(fn)
@@ -23,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,6 +105,7 @@ __all__ = [
     "level_and_name",
     "mark_verified",
     "masked_cccd",
+    "payer_and_recipient",
     "pin_status",
     "record_consent",
     "register",
@@ -198,6 +200,34 @@ async def level_and_name(session: AsyncSession, user_id: uuid.UUID) -> tuple[int
     if row[3] is not None:  # the session's identity map holds clean rows weakly: keep it for the transaction
         session.info.setdefault(_PINS, []).append(row[3])
     return (int(row[0]) if row[1] == "active" else 0), row[2]
+
+
+_PAYER_AND_RECIPIENT = (
+    select(User.id, User.identity_level, User.status, User.full_name, User.phone, PaymentPin)
+    .outerjoin(PaymentPin, PaymentPin.user_id == User.id)
+    .where(
+        or_(User.id == bindparam("payer"), and_(User.phone == bindparam("phone"), User.status == "active"))
+    )
+)
+
+
+async def payer_and_recipient(
+    session: AsyncSession, payer_id: uuid.UUID, phone: str
+) -> tuple[int, tuple[uuid.UUID, str | None] | None]:
+    """:func:`level_and_name` of the payer (with its memory of the name and PIN row) and
+    :func:`find_active_by_phone` of the recipient, in ONE statement (a transfer's first read)."""
+    normalized = try_normalize_phone(phone)
+    rows = (await session.execute(_PAYER_AND_RECIPIENT, {"payer": payer_id, "phone": normalized or ""})).all()
+    level, recipient = 0, None
+    for user_id, identity_level, status, full_name, user_phone, pin_row in rows:
+        if user_id == payer_id:
+            session.info.setdefault(_NAMES, {})[user_id] = full_name
+            if pin_row is not None:
+                session.info.setdefault(_PINS, []).append(pin_row)
+            level = int(identity_level) if status == "active" else 0
+        if normalized is not None and user_phone == normalized and status == "active":
+            recipient = (user_id, full_name)
+    return level, recipient
 
 
 async def full_name_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:

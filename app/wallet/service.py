@@ -42,9 +42,9 @@ from app.core.errors import AppError
 from app.identity.inbox import post_notification
 from app.identity.service import (
     ClosureRefusal,
-    find_active_by_phone,
     full_name_of,
     level_and_name,
+    payer_and_recipient,
     register_closure_check,
     verify_payment_pin,
 )
@@ -112,6 +112,10 @@ async def require_level(session: AsyncSession, user_id: uuid.UUID) -> int:
     One statement that also reads the person's name, remembered for the transaction
     (``identity.service.full_name_of``): a payment's notification or receipt then needs no second query."""
     level, _name = await level_and_name(session, user_id)
+    return _required(level)
+
+
+def _required(level: int) -> int:
     if level < REQUIRED_LEVEL:
         raise IDENTITY_LEVEL_REQUIRED(
             "Cần xác thực danh tính mức 2 (VNeID mức 2 hoặc tại bộ phận một cửa) để dùng ví.",
@@ -160,8 +164,41 @@ async def pay_from_wallet(
     locks), then the posting (the wallet's row lock and balance check). Any refusal raises having written
     nothing the caller keeps, provided the caller lets the exception roll its transaction back.
     """
+    return await _pay(
+        session,
+        level=None,
+        payer_id=payer_id,
+        session_id=session_id,
+        pin=pin,
+        category=category,
+        limit_exempt=limit_exempt,
+        credits=credits,
+        kind=kind,
+        reference=reference,
+        description=description,
+        metadata=metadata,
+    )
+
+
+async def _pay(
+    session: AsyncSession,
+    *,
+    level: int | None,
+    payer_id: uuid.UUID,
+    session_id: uuid.UUID,
+    pin: str,
+    category: str,
+    limit_exempt: bool,
+    credits: Sequence[tuple[uuid.UUID, int]],
+    kind: str,
+    reference: str,
+    description: str,
+    metadata: Mapping[str, Any],
+) -> Posted:
+    """:func:`pay_from_wallet`; ``level``: the payer's identity level if this transaction has just read it
+    (with the payer's PIN row, ``identity.service.payer_and_recipient``), else ``None`` to read it here."""
     amount = _total(credits)
-    level = await require_level(session, payer_id)
+    level = await require_level(session, payer_id) if level is None else _required(level)
     wallet = await wallet_account_id(session, payer_id, create=False)
     await limits.check_per_transaction(session, level=level, category=category, amount=amount)
     await verify_payment_pin(session, payer_id, pin)
@@ -251,7 +288,8 @@ async def transfer(
     answer for both so wallets cannot be enumerated). Everything (posting, limits usage, notification) is in
     the caller's transaction.
     """
-    found = await find_active_by_phone(session, phone)
+    # One statement: the payer's level, name and PIN row, and the recipient's id and name.
+    level, found = await payer_and_recipient(session, payer_id, phone)
     recipient, recipient_name = found if found is not None else (None, None)
     if recipient == payer_id:
         raise SELF_TRANSFER("Không thể chuyển tiền cho chính mình.", "You cannot send money to yourself.")
@@ -265,8 +303,9 @@ async def transfer(
     except AppError as exc:
         raise not_found from exc
     reference = str(new_id())
-    posted = await pay_from_wallet(
+    posted = await _pay(
         session,
+        level=level,
         payer_id=payer_id,
         session_id=session_id,
         pin=pin,
