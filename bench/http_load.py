@@ -39,6 +39,9 @@ def server_env(url: str, redis_url: str, port: int) -> dict[str, str]:
             "DATABASE_URL": url,
             "REDIS_URL": redis_url,
             "REDIS_PREFIX": f"bench{port}:",
+            # As in production (and bench.one_tap): no outbox dispatcher or scheduler inside the API process,
+            # so the server's CPU per request is the requests' own.
+            "RUN_WORKER_IN_PROCESS": "false",
             "RATE_LIMIT_PAYMENTS": "100000000/60",
             "RATE_LIMIT_DEFAULT": "100000000/60",
             "LOG_LEVEL": "WARNING",
