@@ -21,11 +21,24 @@ DemoSeeder = Callable[[Database, Settings, dict[str, Any]], Awaitable[None]]
 def seeders() -> list[DemoSeeder]:
     """Every module's seeder, in dependency order."""
     from app.bills.demo import seed_bills
+    from app.complaints.demo import seed_after_payment
+    from app.console.demo import seed_console
     from app.identity.bootstrap import seed_identity
-    from app.services.demo import seed_dossiers, seed_services
+    from app.merchants.demo import seed_merchants
+    from app.services.demo import seed_dossiers, seed_results, seed_services
     from app.wallet.demo import seed_wallets
 
-    return [seed_identity, seed_wallets, seed_services, seed_bills, seed_dossiers]
+    return [
+        seed_identity,
+        seed_wallets,
+        seed_services,
+        seed_bills,
+        seed_dossiers,
+        seed_results,
+        seed_merchants,
+        seed_after_payment,
+        seed_console,
+    ]
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

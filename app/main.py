@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -20,6 +21,8 @@ from app.bills.connectors import load_biller_secrets
 from app.bills.gateway import BillerGateway
 from app.bills.payment_routes import payment_routes
 from app.bills.routes import bills_routes
+from app.console.routes import console_router
+from app.console.web import template_engine
 from app.core.db import Database
 from app.core.deps import core_dependencies
 from app.core.errors import exception_handlers
@@ -35,6 +38,9 @@ from app.identity import runtime as identity_runtime
 from app.identity.inbox import inbox_lifespan
 from app.identity.routes import identity_development_routes, identity_routes
 from app.identity.tokens import session_is_active
+from app.wallet import topup as wallet_topup
+from app.wallet import withdrawals as wallet_withdrawals
+from app.wallet.gateway import card_gateway_for, install_card_gateway
 
 __all__ = ["create_app"]
 
@@ -54,10 +60,16 @@ class MetricsController(PrometheusController):
 def _domain_routes() -> Sequence[Any]:
     """Every module's route handlers, in dependency order."""
     from app.admin.routes import admin_routes
+    from app.bills.autopay_routes import autopay_routes
+    from app.complaints.routes import complaint_routes
     from app.core.audit_routes import AuditController
     from app.identity.inbox_routes import InboxController
+    from app.merchants.routes import merchant_routes
     from app.services.dossier_routes import dossier_routes
+    from app.services.result_routes import result_routes
     from app.services.routes import services_routes
+    from app.settlement.routes import settlement_routes
+    from app.wallet.funding_routes import funding_routes
     from app.wallet.routes import wallet_routes
 
     return [
@@ -65,9 +77,15 @@ def _domain_routes() -> Sequence[Any]:
         InboxController,
         *services_routes,
         *dossier_routes,
+        *result_routes,
         *bills_routes,
         *payment_routes,
+        *autopay_routes,
+        *complaint_routes,
+        *settlement_routes,
         *wallet_routes,
+        *funding_routes,
+        *merchant_routes,
         *admin_routes,
         AuditController,
     ]
@@ -75,7 +93,11 @@ def _domain_routes() -> Sequence[Any]:
 
 def _development_routes(settings: Settings) -> Sequence[Any]:
     """Routes that exist only outside production (the SMS outbox that shows one-time codes)."""
-    return [] if settings.is_production else [*identity_development_routes]
+    from app.wallet.funding_routes import funding_development_routes
+
+    if settings.is_production:
+        return []
+    return [*identity_development_routes, *funding_development_routes]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -107,6 +129,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     identity_runtime.install(db, settings, stores=stores, limiter=limiter)
     bill_confirmations.install(db, biller_gateway)
     register_session_check(session_is_active)
+    card_gateway, card_sandbox = card_gateway_for(settings)
+    install_card_gateway(card_gateway, card_sandbox)
+    wallet_withdrawals.install(db)
+    if card_sandbox is not None and settings.environment != "test":
+        # The embedded sandbox delivers its signed webhooks straight to our own handler (tests deliver them
+        # themselves, to play duplicates, delays and forgeries).
+        async def deliver(body: bytes, header: str) -> None:
+            await wallet_topup.receive_webhook(db, settings, card_gateway, body, header)
+
+        card_sandbox.deliver = deliver
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -124,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if worker is not None:
                 await worker.stop(grace_seconds=10)
             await app.state.biller_gateway.aclose()
+            await card_gateway.aclose()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
@@ -137,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 path="/docs/assets", directories=[SWAGGER_ASSETS], include_in_schema=False
             ),
             *_domain_routes(),
+            console_router(),
             *_development_routes(settings),
         ],
         state=State(
@@ -154,6 +188,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(_version()),
         lifespan=[lifespan, inbox_lifespan],
+        template_config=TemplateConfig(instance=template_engine()),
         request_max_body_size=settings.max_json_body_bytes,
         debug=False,
     )

@@ -51,6 +51,7 @@ from app.identity.tokens import DeviceInfo, open_session
 from app.main import create_app
 from app.wallet import ledger
 from app.wallet import service as wallet_service
+from app.wallet.funding import record_source
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from bench.measure import statements, tree_cpu_seconds
 from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
@@ -109,6 +110,14 @@ async def _seed(database: str, groups: int) -> Seeded:
                     .where(Device.id == pair.device_id)
                     .values(first_seen_at=utcnow() - timedelta(days=30))
                     .execution_options(synchronize_session=False)
+                )
+                await record_source(  # a wallet with no linked source cannot pay (issue 6)
+                    session,
+                    user.id,
+                    kind="card",
+                    fingerprint="card:pm_card_visa_debit",
+                    payment_method="pm_card_visa_debit",
+                    funding="debit",
                 )
                 wallet = await wallet_service.wallet_account_id(session, user.id, create=True)
                 bank = ledger.system_account(AccountType.GUARANTEE_BANK)

@@ -43,12 +43,14 @@ from app.identity.service import (
     set_pin,
 )
 from app.identity.tokens import DeviceInfo, open_session
+from app.wallet.funding import record_source
 
 __all__ = [
     "DEFAULT_PASSWORD",
     "DEFAULT_PIN",
     "UserHandle",
     "in_app",
+    "link_bank_account",
     "make_user",
     "new_phone",
     "token_with_claims",
@@ -121,10 +123,13 @@ async def make_user(
     full_name: str = "Nguyễn Văn An",
     date_of_birth: date = date(1990, 5, 17),
     new_device: bool = False,
+    funding_source: bool = True,
 ) -> UserHandle:
     """A person with ``roles`` at identity ``level``, a payment PIN (``pin=None``: none), signed in on a
     device first seen 30 days ago (``new_device=True``: just now). Scopes: ``agency_id`` for officers,
-    ``merchant_id`` for merchant staff, ``duties`` for admins."""
+    ``merchant_id`` for merchant staff, ``duties`` for admins. At level 2 the person has linked the sandbox
+    debit card ``pm_card_visa_debit`` (``funding_source=False``: nothing linked, so the wallet can neither
+    pay nor transfer); :func:`link_bank_account` adds a bank account."""
     app = _app_of(client_or_app)
     db: Database = app.state.db
     phone = phone or new_phone()
@@ -143,6 +148,7 @@ async def make_user(
             full_name=full_name,
             date_of_birth=date_of_birth,
             new_device=new_device,
+            funding_source=funding_source,
         ),
     )
 
@@ -161,6 +167,7 @@ async def _make_user(
     full_name: str,
     date_of_birth: date,
     new_device: bool,
+    funding_source: bool,
 ) -> UserHandle:
     scoped: list[tuple[str, str]] = []
     for role in roles:
@@ -192,6 +199,17 @@ async def _make_user(
             await mark_verified(session, user, "desk", None)
         if pin is not None:
             await set_pin(session, user.id, pin)
+        if level >= 2 and funding_source:
+            await record_source(
+                session,
+                user.id,
+                kind="card",
+                fingerprint="card:pm_card_visa_debit",
+                payment_method="pm_card_visa_debit",
+                brand="visa",
+                last4="5556",
+                funding="debit",
+            )
         user = await get_user(session, user.id)
         pair = await open_session(
             session,
@@ -247,3 +265,28 @@ async def token_with_claims(
     )
     token, _ = issue_access_token(settings, caller)
     return {"Authorization": f"Bearer {token}"}
+
+
+async def link_bank_account(
+    client_or_app: Any, user_id: uuid.UUID, account_number: str = "0071000123456", bank_bin: str = "970436"
+) -> uuid.UUID:
+    """Link a bank account to ``user_id``'s wallet as if the bank had confirmed the holder (the sandbox
+    bank's account suffixes pick payout outcomes: 0000 fails, 9999 times out then fails, 8888 times out but
+    succeeds, 7777 stays pending)."""
+    db: Database = _app_of(client_or_app).state.db
+
+    async def run() -> uuid.UUID:
+        async with db.transaction() as session:
+            source = await record_source(
+                session,
+                user_id,
+                kind="bank_account",
+                fingerprint=f"bank:{bank_bin}:{account_number}",
+                bank_bin=bank_bin,
+                account_number=account_number,
+                account_name="NGUYEN VAN AN",
+                last4=account_number[-4:],
+            )
+            return source.id
+
+    return await in_app(client_or_app, run)

@@ -12,8 +12,9 @@ from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.outbox import retry_as
 from app.admin.schemas import DeadLetterPage, OutboxMessageDetail, OutboxMessageSummary
-from app.core.audit import client_address, record
+from app.core.audit import client_address
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
 from app.core.errors import VALIDATION_FAILED, FieldError
@@ -22,7 +23,6 @@ from app.core.outbox import (
     OUTBOX_MESSAGE_NOT_FOUND,
     get_message,
     list_dead_letters,
-    retry_dead_letter,
 )
 from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty
@@ -117,16 +117,8 @@ class OutboxAdminController(Controller):
         state. Recorded in the audit trail."""
 
         async def effect(session: AsyncSession) -> OutboxMessageDetail:
-            message, deliveries = await retry_dead_letter(session, message_id, by=caller.user_id)
-            await record(
-                session,
-                actor=caller,
-                action="admin.outbox_retry",
-                object_type="outbox_message",
-                object_id=message_id,
-                client_address=client_address(request),
-            )
-            return OutboxMessageDetail.of(message, list(deliveries))
+            message, deliveries = await retry_as(session, caller, message_id, client_address(request))
+            return OutboxMessageDetail.of(message, deliveries)
 
         return await idempotent_response(
             request,

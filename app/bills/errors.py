@@ -15,6 +15,7 @@ __all__ = [
     "CUSTOMER_CODE_NOT_FOUND",
     "INVALID_BILLER",
     "INVALID_CUSTOMER_CODE",
+    "MANDATE_NOT_FOUND",
     "PAYMENT_NOT_FOUND",
     "RECEIPT_NOT_FOUND",
     "SAVED_CODE_NOT_FOUND",
@@ -67,3 +68,6 @@ AMOUNT_NOT_ALLOWED = error_kind(
 carries ``bill_id``, ``amount_rule`` and ``bill_amount``. Nothing of the payment was done."""
 PAYMENT_NOT_FOUND = error_kind("payment_not_found", 404, "Không tìm thấy giao dịch", "Payment not found")
 RECEIPT_NOT_FOUND = error_kind("receipt_not_found", 404, "Không tìm thấy biên lai", "Receipt not found")
+MANDATE_NOT_FOUND = error_kind(
+    "mandate_not_found", 404, "Không tìm thấy lệnh tự động thanh toán", "Auto-pay mandate not found"
+)

@@ -138,6 +138,8 @@ class BillPayment(TimestampedBase):
     entry_id: Mapped[uuid.UUID]
     """The journal entry that moved the money (ledger's ``ledger_entries.id``)."""
     paid_at: Mapped[datetime]
+    mandate_id: Mapped[uuid.UUID | None]
+    """Set when an auto-pay mandate was the authority of this payment (instead of the payer's PIN)."""
 
 
 class BillPaymentItem(TimestampedBase):
@@ -146,6 +148,7 @@ class BillPaymentItem(TimestampedBase):
     __tablename__ = "bill_payment_items"
     __table_args__ = (
         UniqueConstraint("payment_id", "bill_id", name="uq_bill_payment_items_payment_bill"),
+        Index("ix_bill_payment_items_account_created", "payable_account_id", "created_at"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(
             "status IN ('paid', 'confirmed', 'refunded')",

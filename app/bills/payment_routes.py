@@ -27,7 +27,13 @@ from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_roles
 from app.core.settings import Settings
 from app.identity.errors import PIN_INVALID, PIN_LOCKED, PIN_NOT_SET
-from app.wallet.errors import IDENTITY_LEVEL_REQUIRED, INSUFFICIENT_FUNDS, LIMIT_EXCEEDED, WALLET_NOT_FOUND
+from app.wallet.errors import (
+    FUNDING_SOURCE_REQUIRED,
+    IDENTITY_LEVEL_REQUIRED,
+    INSUFFICIENT_FUNDS,
+    LIMIT_EXCEEDED,
+    WALLET_NOT_FOUND,
+)
 
 __all__ = ["BillPaymentController", "MyReceiptsController", "ReceiptVerifyController", "payment_routes"]
 
@@ -41,6 +47,7 @@ PAYMENT_ERRORS = [
     WALLET_NOT_FOUND,
     LIMIT_EXCEEDED,
     INSUFFICIENT_FUNDS,
+    FUNDING_SOURCE_REQUIRED,
     PIN_INVALID,
     PIN_LOCKED,
     PIN_NOT_SET,

@@ -58,6 +58,7 @@ from app.wallet.ledger import AccountType
 __all__ = [
     "CONFIRM_TOPIC",
     "MIXED_CATEGORY",
+    "MandateAuthority",
     "PayItem",
     "get_payment",
     "get_receipt",
@@ -74,6 +75,14 @@ CONFIRM_TOPIC = "bills.confirm_payment"
 MIXED_CATEGORY = "bills_mixed"
 _PAID_LIKE = frozenset({"paid", "pending", "refunded"})
 _PAYABLE_NAMESPACE = uuid.UUID("5b0b7c1e-6f43-4c8e-9a49-3d1f0a7e2c11")
+
+
+@dataclass(frozen=True, slots=True)
+class MandateAuthority:
+    """Who pays without a PIN: the payer of an auto-pay mandate they confirmed with the PIN."""
+
+    payer_id: uuid.UUID
+    mandate_id: uuid.UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +147,22 @@ def _check_payable(bill: Bill, biller: Biller, payer_id: uuid.UUID) -> None:
 async def pay_bills(
     session: AsyncSession,
     *,
-    caller: Caller,
+    caller: Caller | None,
     items: Sequence[PayItem],
-    pin: str,
+    pin: str | None,
     receipt_keys: KeyRing,
+    mandate: MandateAuthority | None = None,
 ) -> PaymentView:
-    """Pay ``items`` from ``caller``'s wallet in ``session``'s transaction (see the module docstring)."""
+    """Pay ``items`` from ``caller``'s wallet in ``session``'s transaction (see the module docstring).
+
+    With ``mandate`` (and no caller, no PIN) the payment is made on an auto-pay mandate's authority: the
+    payment row and the journal entry carry the mandate id instead of a PIN check."""
+    if mandate is not None:
+        payer_id, session_id, authority = mandate.payer_id, None, f"mandate:{mandate.mandate_id}"
+    elif caller is not None and pin is not None:
+        payer_id, session_id, authority = caller.user_id, caller.session_id, None
+    else:
+        raise ValueError("a payment needs the caller and PIN, or a mandate")
     if not items:
         raise ValueError("a payment needs at least one bill")
     wanted: dict[uuid.UUID, int | None] = {}
@@ -164,7 +183,6 @@ async def pay_bills(
         .with_for_update(of=Bill)
     )
     rows = {bill.id: (bill, biller) for bill, biller in (await session.execute(statement)).all()}
-    payer_id = caller.user_id
     amounts: dict[uuid.UUID, int] = {}
     for bill_id, amount in wanted.items():
         found = rows.get(bill_id)
@@ -191,8 +209,9 @@ async def pay_bills(
     posted = await wallet.pay_from_wallet(
         session,
         payer_id=payer_id,
-        session_id=caller.session_id,
+        session_id=session_id,
         pin=pin,
+        authority=authority,
         category=category,
         limit_exempt=limit_exempt,
         credits=credits,
@@ -211,6 +230,7 @@ async def pay_bills(
             total=total,
             entry_id=posted.entry_id,
             paid_at=paid_at,
+            mandate_id=mandate.mandate_id if mandate is not None else None,
         )
     )
     await session.execute(

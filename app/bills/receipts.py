@@ -17,23 +17,17 @@ serialised, the next number is the series' highest plus one (no gaps).
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import msgspec
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bills.models import Receipt
-from app.core.crypto import subkey
+from app.core import signing
 from app.core.settings import KeyRing
 
 __all__ = [
@@ -139,50 +133,22 @@ async def next_numbers(session: AsyncSession, series: str, count: int) -> list[i
 # --- signature --------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=32)
-def _private_key(secret: bytes) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(subkey(secret, "receipt:ed25519"))
-
-
-def _public_key(ring: KeyRing, key_id: str) -> Ed25519PublicKey | None:
-    secret = ring.get(key_id)
-    return None if secret is None else _private_key(secret).public_key()
+_PURPOSE = "receipt:ed25519"
+"""HKDF purpose of the receipt signing key (kept from before the shared helper, so old receipts verify)."""
 
 
 def public_key_b64(ring: KeyRing, key_id: str) -> str | None:
     """The raw 32-byte Ed25519 public key of ``key_id``, base64url (no padding)."""
-    key = _public_key(ring, key_id)
-    if key is None:
-        return None
-    return _b64(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
-def canonical(content: dict[str, Any]) -> bytes:
-    return msgspec.json.encode(content, order="sorted")
+    return signing.public_key_b64(ring, _PURPOSE, key_id)
 
 
 def sign(ring: KeyRing, content: dict[str, Any]) -> tuple[str, str]:
     """``(key_id, signature)`` of ``content`` under the ring's active key."""
-    return ring.active_kid, _b64(_private_key(ring.active_key).sign(canonical(content)))
+    return signing.sign(ring, _PURPOSE, content)
 
 
 def verify(ring: KeyRing, content: dict[str, Any], key_id: str, signature: str) -> bool:
-    key = _public_key(ring, key_id)
-    if key is None:
-        return False
-    try:
-        key.verify(_unb64(signature), canonical(content))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return signing.verify(ring, _PURPOSE, content, key_id, signature)
 
 
 def check_code(signature: str) -> str:

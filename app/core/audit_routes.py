@@ -31,7 +31,7 @@ from app.core.deps import AUTHENTICATED
 from app.core.errors import VALIDATION_FAILED
 from app.core.security import Caller, require_duty
 
-__all__ = ["AuditController", "AuditEventView", "AuditPage"]
+__all__ = ["AuditController", "AuditEventView", "AuditPage", "audited_search", "audited_verify"]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -115,6 +115,71 @@ def _decode_cursor(cursor: str) -> int:
         ) from exc
 
 
+async def audited_search(
+    db: Database,
+    caller: Caller,
+    address: str | None,
+    *,
+    actor_id: uuid.UUID | None,
+    action: str | None,
+    object_type: str | None,
+    object_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_seq: int | None,
+    limit: int,
+) -> tuple[list[AuditEvent], bool]:
+    """A page of the trail (newest first) and whether more rows follow; the search itself is audited
+    (``audit.searched``). Used by the API and the console alike."""
+    since, until = _utc(since), _utc(until)
+    async with db.read() as session:
+        rows = await search_events(
+            session,
+            actor_id=actor_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            since=since,
+            until=until,
+            before_seq=before_seq,
+            limit=limit + 1,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    filters = {
+        "actor_id": str(actor_id) if actor_id else None,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+    }
+    await record_separately(
+        db,
+        actor=AuditActor.of(caller),
+        action="audit.searched",
+        object_type="audit_trail",
+        client_address=address,
+        details={"filters": {k: v for k, v in filters.items() if v is not None}, "rows": len(rows)},
+    )
+    return list(rows), more
+
+
+async def audited_verify(db: Database, caller: Caller, address: str | None) -> VerificationReport:
+    """Verify the whole chain; the verification itself is audited (``audit.verified``)."""
+    report = await verify_now(db)
+    await record_separately(
+        db,
+        actor=AuditActor.of(caller),
+        action="audit.verified",
+        object_type="audit_trail",
+        outcome="success" if report.ok else "failure",
+        client_address=address,
+        details={"rows": report.rows_checked, "problems": report.problems_total},
+    )
+    return report
+
+
 class AuditController(Controller):
     path = "/api/v1/admin/audit"
     tags = ["admin"]
@@ -163,36 +228,18 @@ class AuditController(Controller):
         """Rows of the tamper-evident audit trail, newest first, filtered by actor, action, object and time.
         For admins on duty `support` or `superadmin`. The search itself is audited (`audit.searched`)."""
         before = _decode_cursor(cursor) if cursor else None
-        since, until = _utc(since), _utc(until)
-        async with db.read() as session:
-            rows = await search_events(
-                session,
-                actor_id=actor_id,
-                action=action,
-                object_type=object_type,
-                object_id=object_id,
-                since=since,
-                until=until,
-                before_seq=before,
-                limit=limit + 1,
-            )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        filters = {
-            "actor_id": str(actor_id) if actor_id else None,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
-        }
-        await record_separately(
+        rows, more = await audited_search(
             db,
-            actor=AuditActor.of(caller),
-            action="audit.searched",
-            object_type="audit_trail",
-            client_address=client_address(request),
-            details={"filters": {k: v for k, v in filters.items() if v is not None}, "rows": len(rows)},
+            caller,
+            client_address(request),
+            actor_id=actor_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            since=since,
+            until=until,
+            before_seq=before,
+            limit=limit,
         )
         return AuditPage(
             items=[_view(r) for r in rows],
@@ -212,14 +259,4 @@ class AuditController(Controller):
         anchored outside the database. `ok` is false when any row was changed, deleted or inserted, or the
         tail was rewritten; `problems` lists where (the first 100). For admins on duty `support` or
         `superadmin`; the verification itself is audited (`audit.verified`)."""
-        report = await verify_now(db)
-        await record_separately(
-            db,
-            actor=AuditActor.of(caller),
-            action="audit.verified",
-            object_type="audit_trail",
-            outcome="success" if report.ok else "failure",
-            client_address=client_address(request),
-            details={"rows": report.rows_checked, "problems": report.problems_total},
-        )
-        return report
+        return await audited_verify(db, caller, client_address(request))

@@ -133,6 +133,12 @@ PAYLOAD_TOO_LARGE = error_kind("payload_too_large", 413, "Nội dung quá lớn"
 UNSUPPORTED_MEDIA_TYPE = error_kind(
     "unsupported_media_type", 415, "Kiểu nội dung không được hỗ trợ", "Unsupported content type"
 )
+WEBHOOK_SIGNATURE_INVALID = error_kind(
+    "webhook_signature_invalid",
+    400,
+    "Chữ ký webhook không hợp lệ",
+    "The webhook signature is missing, wrong or stale",
+)
 RATE_LIMITED = error_kind("rate_limited", 429, "Quá nhiều yêu cầu, vui lòng thử lại sau", "Too many requests")
 INTERNAL_ERROR = error_kind("internal_error", 500, "Lỗi hệ thống", "Internal error")
 SERVICE_UNAVAILABLE = error_kind(

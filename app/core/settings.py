@@ -32,6 +32,7 @@ _DEV_SECRETS = {
     "AUDIT_KEYS": "dev1:dev-insecure-audit-mac-key-0123456789abcdef",
     "WEBHOOK_KEYS": "dev1:dev-insecure-webhook-key-0123456789abcdef",
     "RECEIPT_KEYS": "dev1:dev-insecure-receipt-signing-seed-0123456789",
+    "CARD_GATEWAY_WEBHOOK_SECRETS": "dev1:dev-insecure-card-gateway-webhook-secret-0123",
 }
 
 
@@ -149,6 +150,12 @@ class Settings:
     ``07:00-11:30,13:30-17:00``: 4.5 h + 3.5 h = the 8 working hours of a working day). Deadlines of
     public-service dossiers are counted in these hours."""
     db_pool_size: int = 10
+    autopay_reminder_days: int = 3
+    """A saved code's unpaid bill due within this many days is announced once in the citizen's inbox
+    (``AUTOPAY_REMINDER_DAYS``)."""
+    complaint_sla_working_days: int = 10
+    """Working days (the offices' calendar) within which a payment complaint must be closed; an open one
+    past it is escalated (``COMPLAINT_SLA_WORKING_DAYS``)."""
     pin_lock_seconds: int = 15 * 60
     """How long the payment PIN stays locked after 5 wrong tries."""
     sms_gateway_url: str | None = None
@@ -160,6 +167,19 @@ class Settings:
     the in-process sandbox bank."""
     bank_api_token: str | None = None
     """Bearer token for the partner bank's payout API."""
+    card_gateway_url: str | None = None
+    """Base URL of the Stripe-compatible card gateway (top-ups, ``app.wallet.gateway``); unset outside
+    production means the embedded sandbox gateway (production refuses to start without a real one)."""
+    card_gateway_secret_key: str | None = None
+    """The gateway's secret API key (``sk_live_...``), sent as a bearer token."""
+    vietqr_acquirer_bin: str = "970423"
+    """NAPAS BIN (6 digits) of the partner bank that acquires QR payments for the wallet: field 38-01-00 of
+    every merchant VietQR (``VIETQR_ACQUIRER_BIN``)."""
+    merchant_mdr_bps: int = 60
+    """Default merchant discount rate for newly approved merchants, in basis points (60 = 0.6 %)
+    (``MERCHANT_MDR_BPS``)."""
+    merchant_order_ttl_seconds: int = 900
+    """How long a dynamic QR (an order) can be paid after it is created (``MERCHANT_ORDER_TTL_SECONDS``)."""
     jwt_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("JWT_KEYS", _DEV_SECRETS["JWT_KEYS"]))
     pin_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("PIN_KEYS", _DEV_SECRETS["PIN_KEYS"]))
     data_keys: KeyRing = field(default_factory=lambda: KeyRing.parse("DATA_KEYS", _DEV_SECRETS["DATA_KEYS"]))
@@ -173,6 +193,21 @@ class Settings:
         default_factory=lambda: KeyRing.parse("RECEIPT_KEYS", _DEV_SECRETS["RECEIPT_KEYS"])
     )
     """Seeds of the Ed25519 keys that sign e-receipts (one key per key id; old ids stay verifiable)."""
+    result_keys: KeyRing | None = None
+    """Seeds of the per-agency Ed25519 keys that sign dossier results (``RESULT_KEYS``; each agency's key is
+    derived from the seed and its agency code). Unset: derived from ``RECEIPT_KEYS`` under a separate purpose,
+    so no key is shared with receipts."""
+    public_base_url: str = "http://127.0.0.1:8000"
+    """Public address of the API (``PUBLIC_BASE_URL``), printed in the QR code of signed results."""
+    result_postage_vnd: int = 30_000
+    """Postage of a result returned by public post (``RESULT_POSTAGE_VND``, đồng), billed to the citizen."""
+    card_gateway_webhook_secrets: KeyRing = field(
+        default_factory=lambda: KeyRing.parse(
+            "CARD_GATEWAY_WEBHOOK_SECRETS", _DEV_SECRETS["CARD_GATEWAY_WEBHOOK_SECRETS"]
+        )
+    )
+    """The gateway's webhook signing secrets (``Stripe-Signature``): an event is accepted when any ``v1``
+    matches any of them, so a new secret is added in front while the old one still verifies."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -191,7 +226,14 @@ class Settings:
             self.audit_keys,
             self.webhook_keys,
             self.receipt_keys,
+            *((self.result_keys,) if self.result_keys is not None else ()),
+            self.card_gateway_webhook_secrets,
         )
+
+    @property
+    def result_ring(self) -> KeyRing:
+        """The key ring that signs dossier results (``RESULT_KEYS``, else ``RECEIPT_KEYS``)."""
+        return self.result_keys or self.receipt_keys
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -315,12 +357,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("MAX_JSON_BODY_BYTES", "max_json_body_bytes"),
         ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ("DB_POOL_SIZE", "db_pool_size"),
+        ("AUTOPAY_REMINDER_DAYS", "autopay_reminder_days"),
+        ("COMPLAINT_SLA_WORKING_DAYS", "complaint_sla_working_days"),
         ("PIN_LOCK_SECONDS", "pin_lock_seconds"),
         ("OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts"),
         ("OUTBOX_RETENTION_DAYS", "outbox_retention_days"),
+        ("MERCHANT_ORDER_TTL_SECONDS", "merchant_order_ttl_seconds"),
     ):
         if var in env:
             values[attr] = _int(var, env[var])
+    if "MERCHANT_MDR_BPS" in env:
+        values["merchant_mdr_bps"] = _int("MERCHANT_MDR_BPS", env["MERCHANT_MDR_BPS"], minimum=0)
+    if acquirer := env.get("VIETQR_ACQUIRER_BIN"):
+        if not (len(acquirer) == 6 and acquirer.isdigit()):
+            raise ConfigError(f"VIETQR_ACQUIRER_BIN: expected 6 digits, got {acquirer!r}")
+        values["vietqr_acquirer_bin"] = acquirer
     if sms_url := env.get("SMS_GATEWAY_URL"):
         if not sms_url.startswith(("https://", "http://")):
             raise ConfigError(f"SMS_GATEWAY_URL: expected an http(s) URL, got {sms_url!r}")
@@ -331,6 +382,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"BANK_API_URL: expected an http(s) URL, got {bank_url!r}")
         values["bank_api_url"] = bank_url
         values["bank_api_token"] = env.get("BANK_API_TOKEN") or None
+    if gateway_url := env.get("CARD_GATEWAY_URL"):
+        if not gateway_url.startswith(("https://", "http://")):
+            raise ConfigError(f"CARD_GATEWAY_URL: expected an http(s) URL, got {gateway_url!r}")
+        values["card_gateway_url"] = gateway_url
+        values["card_gateway_secret_key"] = env.get("CARD_GATEWAY_SECRET_KEY") or None
     if "OFFICE_HOURS" in env:
         values["office_hours"] = _office_hours(env["OFFICE_HOURS"])
     for var, attr in (("JWT_ISSUER", "jwt_issuer"), ("JWT_AUDIENCE", "jwt_audience")):
@@ -338,6 +394,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[attr] = env[var]
     for var, default in _DEV_SECRETS.items():
         values[var.lower()] = KeyRing.parse(var, env.get(var, default))
+    if "RESULT_KEYS" in env:
+        values["result_keys"] = KeyRing.parse("RESULT_KEYS", env["RESULT_KEYS"])
+    if public_url := env.get("PUBLIC_BASE_URL"):
+        if not public_url.startswith(("https://", "http://")):
+            raise ConfigError(f"PUBLIC_BASE_URL: expected an http(s) URL, got {public_url!r}")
+        values["public_base_url"] = public_url.rstrip("/")
+    if "RESULT_POSTAGE_VND" in env:
+        values["result_postage_vnd"] = _int("RESULT_POSTAGE_VND", env["RESULT_POSTAGE_VND"], minimum=0)
     settings = Settings(**values)  # type: ignore[arg-type]
     _refuse_unsafe_production(settings)
     return settings
@@ -356,6 +420,11 @@ def _refuse_unsafe_production(settings: Settings) -> None:
     if settings.bank_api_url is None:
         raise ConfigError(
             "BANK_API_URL: production needs the partner bank's payout API (the sandbox pays nobody)"
+        )
+    if settings.card_gateway_url is None or not settings.card_gateway_secret_key:
+        raise ConfigError(
+            "CARD_GATEWAY_URL: production needs the card gateway and CARD_GATEWAY_SECRET_KEY "
+            "(the embedded sandbox gateway moves no real money)"
         )
     if settings.is_sqlite and not settings.allow_sqlite_in_production:
         raise ConfigError(

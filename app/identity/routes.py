@@ -30,7 +30,7 @@ from app.core.errors import (
 )
 from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty, require_roles
-from app.identity import service
+from app.identity import service, staff
 from app.identity.consent import PURPOSES
 from app.identity.errors import (
     ACCOUNT_LOCKED,
@@ -59,7 +59,7 @@ from app.identity.errors import (
 )
 from app.identity.models import AuthSession, Device, User, UserRole
 from app.identity.otp import Challenge, request_code
-from app.identity.phone import mask_phone, normalize_phone
+from app.identity.phone import normalize_phone
 from app.identity.runtime import runtime_of
 from app.identity.schemas import (
     AccountClose,
@@ -169,16 +169,7 @@ async def _profile(session: Any, user: User) -> Profile:
 
 
 async def _admin_view(session: Any, user: User) -> AdminUserView:
-    return AdminUserView(
-        user_id=user.id,
-        phone_masked=mask_phone(user.phone) if user.phone else None,
-        full_name=user.full_name,
-        cccd_masked=service.masked_cccd(user, session),
-        identity_level=user.identity_level,
-        status=user.status,
-        roles=await _roles(session, user.id),
-        created_at=user.created_at,
-    )
+    return await staff.account_view(session, user)
 
 
 async def _devices(session: Any, user_id: uuid.UUID, current: uuid.UUID | None) -> list[DeviceOut]:
@@ -795,11 +786,7 @@ class AdminIdentityController(Controller):
     ) -> AdminUserView:
         """Every session ends at once and sign-in is refused (`account_locked`) until unlocked. Needs
         `support`."""
-        if user_id == caller.user_id:
-            raise FORBIDDEN("Không tự khóa tài khoản của mình", "You cannot lock your own account")
-        user = await service.set_account_lock(db, user_id, locked=True, by=caller.user_id)
-        async with db.read() as session:
-            return await _admin_view(session, await session.get(User, user.id) or user)
+        return await staff.set_lock_as(db, caller, user_id, locked=True)
 
     @post(
         "/users/{user_id:uuid}/unlock",
@@ -813,9 +800,7 @@ class AdminIdentityController(Controller):
         self, db: NamedDependency[Database], caller: NamedDependency[Caller], user_id: FromPath[uuid.UUID]
     ) -> AdminUserView:
         """Allows sign-in again. Needs `support`."""
-        user = await service.set_account_lock(db, user_id, locked=False, by=caller.user_id)
-        async with db.read() as session:
-            return await _admin_view(session, await session.get(User, user.id) or user)
+        return await staff.set_lock_as(db, caller, user_id, locked=False)
 
 
 def _may_manage(caller: NamedDependency[Caller], role: str) -> None:

@@ -89,6 +89,8 @@ class Dossier(TimestampedBase):
     reason: Mapped[str | None] = mapped_column(Text)
     """Why it was denied, stopped or withdrawn; or what supplement is asked."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    submission_channel: Mapped[str] = mapped_column(String(10), default="online", server_default="online")
+    """``online`` (through the app) or ``desk`` (registered by an officer); for the statistics."""
 
 
 class DossierAttachment(TimestampedBase):

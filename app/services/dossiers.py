@@ -34,7 +34,7 @@ from app.core.access import ensure_visible
 from app.core.audit import AuditActor, record
 from app.core.db import Database, database_of, utcnow
 from app.core.errors import NOT_FOUND, VALIDATION_FAILED, AppError
-from app.core.events import subscribe
+from app.core.events import publish, subscribe
 from app.core.security import Caller
 from app.core.settings import Settings
 from app.identity.inbox import post_notification
@@ -65,6 +65,7 @@ from app.services.errors import (
     UNKNOWN_AGENCY,
     UNKNOWN_FEE_CASE,
 )
+from app.services.events import ResultIssued
 from app.services.models import Agency
 from app.services.schemas import FeeCase
 from app.services.service import get_procedure, work_calendar
@@ -939,6 +940,8 @@ async def approve(
         session.add(
             DossierAttachment(dossier_id=dossier.id, document_id=doc.id, purpose="result", requirement=None)
         )
+        await session.flush()
+        await publish(session, ResultIssued(dossier.id, doc.id, caller.user_id, now))  # signs the result
         await _notify(session, dossier, *body)
         await session.flush()
         view = await _view(session, dossier)
@@ -1097,3 +1100,7 @@ async def _page(session: AsyncSession, query: Select[Any], limit: int, cursor: s
         items=[_summary(r) for r in rows],
         next_cursor=_encode_cursor(rows[-1].id) if more and rows else None,
     )
+
+
+# The signed result of an approval is made by a ResultIssued subscriber; import it wherever dossiers are.
+from app.services import results as _results  # noqa: E402, F401

@@ -1,4 +1,6 @@
-"""Demo wallets: each verified demo citizen gets a wallet with a starting balance (idempotent).
+"""Demo wallets: each verified demo citizen gets a wallet with a starting balance (idempotent), and has
+linked the sandbox debit card ``pm_card_visa_debit`` and a sandbox bank account (a wallet with no linked
+source can neither pay nor transfer; the sandbox issuer and bank confirm the demo holders' CCCD).
 
 The starting balance is a clearly labelled ``demo_funding`` entry from the guarantee-bank mirror account (as
 if the citizen had topped up from a bank), so the books still balance: the bank mirror shows the money the
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from app.core.db import Database
 from app.core.settings import Settings
 from app.identity.service import get_user_brief
-from app.wallet import ledger, service
+from app.wallet import funding, ledger, service
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from app.wallet.models import LedgerEntry
 
@@ -37,15 +39,43 @@ async def seed_wallets(db: Database, settings: Settings, credentials: dict[str, 
             if brief is None or "citizen" not in brief.roles:
                 continue
             wallet = await service.open_wallet(session, user_id)
+            card = await funding.record_source(
+                session,
+                user_id,
+                kind="card",
+                fingerprint="card:pm_card_visa_debit",
+                payment_method="pm_card_visa_debit",
+                brand="visa",
+                last4="5556",
+                funding="debit",
+            )
+            account_number = f"0071{user_id.int % 10**9:09d}"
+            if account_number.endswith(("0000", "1111", "7777", "8888", "9999")):
+                account_number = account_number[:-1] + "5"
+            bank = await funding.record_source(
+                session,
+                user_id,
+                kind="bank_account",
+                fingerprint=f"bank:970436:{account_number}",
+                bank_bin="970436",
+                account_number=account_number,
+                account_name="DEMO HUE-S",
+                last4=account_number[-4:],
+            )
+            entry["card_funding_source_id"] = str(card.id)
+            entry["bank_funding_source_id"] = str(bank.id)
             reference = f"demo_funding:{user_id}"
             done = await session.scalar(select(LedgerEntry.id).where(LedgerEntry.reference == reference))
             if done is None:
-                bank = ledger.system_account(AccountType.GUARANTEE_BANK)
+                bank_mirror = ledger.system_account(AccountType.GUARANTEE_BANK)
                 await ledger.post(
                     session,
                     Entry(
                         kind="demo_funding",
-                        postings=[debit(bank, DEMO_STARTING_BALANCE), credit(wallet, DEMO_STARTING_BALANCE)],
+                        postings=[
+                            debit(bank_mirror, DEMO_STARTING_BALANCE),
+                            credit(wallet, DEMO_STARTING_BALANCE),
+                        ],
                         reference=reference,
                         description="Số dư mẫu (dữ liệu demo) / Demo starting balance",
                         metadata={"demo": True},
@@ -57,4 +87,8 @@ async def seed_wallets(db: Database, settings: Settings, credentials: dict[str, 
         "funded": funded,
         "starting_balance": DEMO_STARTING_BALANCE,
         "transfer": "POST /api/v1/me/wallet/transfers with phone, amount, pin and an Idempotency-Key",
+        "topup": "POST /api/v1/me/wallet/topups with funding_source_id (card_funding_source_id), amount "
+        "and an Idempotency-Key; sandbox card pm_card_visa_debit (see README: Demo)",
+        "withdraw": "POST /api/v1/me/wallet/withdrawals with funding_source_id (bank_funding_source_id), "
+        "amount, pin and an Idempotency-Key",
     }

@@ -5,11 +5,13 @@ from __future__ import annotations
 from app.core.errors import error_kind
 
 __all__ = [
+    "FUNDING_SOURCE_REQUIRED",
     "HOLD_NOT_ACTIVE",
     "IDENTITY_LEVEL_REQUIRED",
     "INSUFFICIENT_FUNDS",
     "LIMIT_EXCEEDED",
     "RECIPIENT_NOT_FOUND",
+    "REFUND_EXCEEDS_PAYMENT",
     "SELF_TRANSFER",
     "WALLET_NOT_EMPTY",
     "WALLET_NOT_FOUND",
@@ -55,5 +57,20 @@ WALLET_NOT_EMPTY = error_kind(
 """Closing the account is refused while the wallet's balance or held amount is not zero."""
 
 
+FUNDING_SOURCE_REQUIRED = error_kind(
+    "funding_source_required",
+    409,
+    "Ví chưa liên kết nguồn tiền",
+    "Link your own debit card or bank account first",
+)
+"""A wallet with no linked debit card or bank account can neither pay nor transfer."""
+
+
 class LedgerError(RuntimeError):
     """A programming error in a posting (unbalanced entry, unknown account, ...): never the client's fault."""
+
+
+REFUND_EXCEEDS_PAYMENT = error_kind(
+    "refund_exceeds_payment", 422, "Số tiền hoàn vượt quá số đã thanh toán", "The refund exceeds the payment"
+)
+"""The refunds of a payment never add up to more than was paid; the problem carries ``refundable``."""

@@ -183,6 +183,7 @@ async def planned_count(
     limit_exempt: bool,
     session_id: uuid.UUID | None,
     now: datetime | None = None,
+    device_check: bool = True,
 ) -> PaymentCount:
     """What :func:`count_payment` does, split so that the upsert can travel with the posting in one round
     trip: the buckets to add ``amount`` to, and ``check(totals)`` that raises ``limit_exceeded`` on the
@@ -206,7 +207,11 @@ async def planned_count(
                 raise _refuse(name, category, limit, limit - (totals[bucket] - amount))
         over_tx = new_device.per_transaction is not None and amount > new_device.per_transaction
         over_day = new_device.per_day is not None and totals[all_b] > new_device.per_day
-        if (over_tx or over_day) and (session_id is None or await device_is_new(session, session_id)):
+        if (
+            device_check
+            and (over_tx or over_day)
+            and (session_id is None or await device_is_new(session, session_id))
+        ):
             if over_tx:
                 assert new_device.per_transaction is not None
                 raise _refuse(
@@ -236,8 +241,12 @@ async def count_payment(
     limit_exempt: bool,
     session_id: uuid.UUID | None,
     now: datetime | None = None,
+    device_check: bool = True,
 ) -> None:
     """Add ``amount`` to the payer's usage and refuse (``limit_exceeded``) if any limit is now passed.
+
+    ``device_check=False``: a payment no device started (an auto-pay mandate running on its own), to which
+    the new-device limits do not apply; every other limit does.
 
     One round trip in the common case (the upsert); the device's age is looked up only when a new-device
     limit would refuse the payment. Call it inside the payment's transaction, before posting. (The wallet's
@@ -252,6 +261,7 @@ async def count_payment(
         limit_exempt=limit_exempt,
         session_id=session_id,
         now=now,
+        device_check=device_check,
     )
     await plan.check(await _add_usage(session, user_id, list(plan.buckets), amount))
 

@@ -21,8 +21,9 @@ from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, idempotent_
 from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_roles
 from app.identity.errors import PIN_INVALID, PIN_LOCKED, PIN_NOT_SET
-from app.wallet import limits, service
+from app.wallet import funding, limits, service
 from app.wallet.errors import (
+    FUNDING_SOURCE_REQUIRED,
     IDENTITY_LEVEL_REQUIRED,
     INSUFFICIENT_FUNDS,
     LIMIT_EXCEEDED,
@@ -71,7 +72,8 @@ async def _wallet_view(db: Database, user_id: uuid.UUID) -> WalletOut:
         left = await limits.remaining_for(
             session, user_id=user_id, level=level, category="transfer", limit_exempt=False
         )
-    return wallet_out(balance, left)
+        linked = await funding.has_linked_source(session, user_id)
+    return wallet_out(balance, left, linked=linked)
 
 
 class WalletController(Controller):
@@ -96,11 +98,13 @@ class WalletController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
         """Open the signed-in citizen's wallet (identity level 2 required). Opening an open wallet returns
-        it. A bank account or card to top up from is linked separately (not available yet)."""
+        it. The holder's own debit card or bank account is linked separately
+        (`/api/v1/me/wallet/funding-sources/...`); until then the wallet can neither pay nor transfer."""
 
         async def effect(session: Any) -> WalletOut:
             await service.open_wallet(session, caller.user_id)
-            return wallet_out(await service.wallet_balance(session, caller.user_id))
+            linked = await funding.has_linked_source(session, caller.user_id)
+            return wallet_out(await service.wallet_balance(session, caller.user_id), linked=linked)
 
         return await idempotent_response(
             request, db, scope=scope_of(caller), key=idempotency_key, data=None, effect=effect
@@ -208,6 +212,7 @@ class WalletController(Controller):
                 *IDEMPOTENCY_ERRORS,
                 IDENTITY_LEVEL_REQUIRED,
                 WALLET_NOT_FOUND,
+                FUNDING_SOURCE_REQUIRED,
                 RECIPIENT_NOT_FOUND,
                 SELF_TRANSFER,
                 LIMIT_EXCEEDED,

@@ -50,18 +50,21 @@ class WalletOut(msgspec.Struct, kw_only=True):
     funding_source_linked: Annotated[
         bool,
         msgspec.Meta(
-            description="Whether a bank account or card is linked for top-up and withdrawal "
-            "(not available yet: always false)."
+            description="Whether the holder's own debit card or bank account is linked (without one the "
+            "wallet can neither pay nor transfer)."
         ),
     ] = False
     limits: Annotated[WalletLimitsOut | None, msgspec.Meta(description="Transfer limits left.")] = None
 
 
-def wallet_out(balance: Balance, limits: dict[str, int | None] | None = None) -> WalletOut:
+def wallet_out(
+    balance: Balance, limits: dict[str, int | None] | None = None, *, linked: bool = False
+) -> WalletOut:
     return WalletOut(
         balance=balance.balance,
         held=balance.held,
         available=balance.available,
+        funding_source_linked=linked,
         limits=WalletLimitsOut(**limits) if limits is not None else None,
     )
 

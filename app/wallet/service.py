@@ -6,7 +6,8 @@ For other modules (all inside the caller's ``Database.transaction()`` session):
                           category="electricity", limit_exempt=True,
                           credits=[(biller_account, 90_000)], kind="bill_payment",
                           reference=str(bill_id), description="...", metadata={...}) -> Posted
-        raises identity_level_required (403), wallet_not_found (404), limit_exceeded (422), pin_invalid /
+        raises identity_level_required (403), wallet_not_found (404), funding_source_required (409),
+        limit_exceeded (422), pin_invalid /
         pin_locked / pin_not_set, insufficient_funds (422) -- having written nothing the caller keeps
         (a refusal is an exception: let it roll the transaction back).
     await wallet_account_id(session, user_id, create=False) -> uuid   (wallet_not_found if none is open)
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import new_id
@@ -52,10 +53,12 @@ from app.wallet import ledger, limits
 from app.wallet.errors import (
     IDENTITY_LEVEL_REQUIRED,
     RECIPIENT_NOT_FOUND,
+    REFUND_EXCEEDS_PAYMENT,
     SELF_TRANSFER,
     WALLET_NOT_FOUND,
     LedgerError,
 )
+from app.wallet.funding import require_linked_source
 from app.wallet.ledger import AccountType, Balance, Entry, Posted, credit, debit
 from app.wallet.limits import VN
 from app.wallet.models import LedgerAccount, LedgerEntry, LedgerPosting
@@ -64,12 +67,15 @@ __all__ = [
     "REQUIRED_LEVEL",
     "StatementLine",
     "TransferDone",
+    "TransferFacts",
     "find_transfer",
+    "load_transfer",
     "mask_name",
     "month_statement",
     "open_wallet",
     "pay_from_wallet",
     "refund_to_wallet",
+    "refund_transfer",
     "require_level",
     "statement",
     "transfer",
@@ -147,8 +153,8 @@ async def pay_from_wallet(
     session: AsyncSession,
     *,
     payer_id: uuid.UUID,
-    session_id: uuid.UUID,
-    pin: str,
+    session_id: uuid.UUID | None,
+    pin: str | None,
     category: str,
     limit_exempt: bool,
     credits: Sequence[tuple[uuid.UUID, int]],
@@ -156,13 +162,20 @@ async def pay_from_wallet(
     reference: str,
     description: str,
     metadata: Mapping[str, Any],
+    authority: str | None = None,
 ) -> Posted:
     """Pay ``sum(credits)`` from ``payer_id``'s wallet as ONE ledger entry, in the caller's transaction.
 
-    Order: identity level, wallet, per-payment limit (before the PIN: no PIN try is spent on a payment
-    that could never pass), PIN, day/month/cap/new-device limits (counted under the payer's usage-row
-    locks), then the posting (the wallet's row lock and balance check). Any refusal raises having written
-    nothing the caller keeps, provided the caller lets the exception roll its transaction back.
+    Order: identity level, wallet, a linked funding source (``funding_source_required``: a wallet with no
+    linked debit card or bank account can neither pay nor transfer), per-payment limit (before the PIN: no
+    PIN try is spent on a payment that could never pass), PIN, day/month/cap/new-device limits (counted
+    under the payer's usage-row locks), then the posting (the wallet's row lock and balance check). Any
+    refusal raises having written nothing the caller keeps, provided the caller lets the exception roll its
+    transaction back.
+
+    A movement the system starts on the payer's standing word (an auto-pay mandate confirmed with the PIN)
+    passes ``pin=None`` and its recorded ``authority`` (e.g. ``mandate:{id}``) instead, written into the
+    entry's metadata; every other check and limit applies as for a PIN payment.
     """
     return await _pay(
         session,
@@ -177,6 +190,7 @@ async def pay_from_wallet(
         reference=reference,
         description=description,
         metadata=metadata,
+        authority=authority,
     )
 
 
@@ -185,8 +199,8 @@ async def _pay(
     *,
     level: int | None,
     payer_id: uuid.UUID,
-    session_id: uuid.UUID,
-    pin: str,
+    session_id: uuid.UUID | None,
+    pin: str | None,
     category: str,
     limit_exempt: bool,
     credits: Sequence[tuple[uuid.UUID, int]],
@@ -194,14 +208,19 @@ async def _pay(
     reference: str,
     description: str,
     metadata: Mapping[str, Any],
+    authority: str | None = None,
 ) -> Posted:
     """:func:`pay_from_wallet`; ``level``: the payer's identity level if this transaction has just read it
     (with the payer's PIN row, ``identity.service.payer_and_recipient``), else ``None`` to read it here."""
+    if (pin is None) == (authority is None):
+        raise LedgerError("a payment has either the payer's PIN or a recorded authority")
     amount = _total(credits)
     level = await require_level(session, payer_id) if level is None else _required(level)
     wallet = await wallet_account_id(session, payer_id, create=False)
+    await require_linked_source(session, payer_id)
     await limits.check_per_transaction(session, level=level, category=category, amount=amount)
-    await verify_payment_pin(session, payer_id, pin)
+    if pin is not None:
+        await verify_payment_pin(session, payer_id, pin)
     plan = await limits.planned_count(
         session,
         user_id=payer_id,
@@ -210,13 +229,19 @@ async def _pay(
         amount=amount,
         limit_exempt=limit_exempt,
         session_id=session_id,
+        device_check=authority is None,
     )
     entry = Entry(
         kind=kind,
         postings=[debit(wallet, amount), *(credit(account, value) for account, value in credits)],
         reference=reference,
         description=description,
-        metadata={**metadata, "category": category, "payer_id": str(payer_id)},
+        metadata={
+            **metadata,
+            "category": category,
+            "payer_id": str(payer_id),
+            **({"authority": authority} if authority else {}),
+        },
     )
     # The usage upsert and the posting in ONE call; the limits are checked on the totals it returns
     # (before an insufficient-funds refusal), and any refusal rolls both back with the caller's transaction.
@@ -488,3 +513,96 @@ async def _wallet_must_be_empty(session: AsyncSession, user_id: uuid.UUID) -> Cl
         "Ví của bạn vẫn còn tiền. Hãy rút hết số dư trước khi đóng tài khoản.",
         "Your wallet still holds money. Withdraw the balance before closing the account.",
     )
+
+
+# --- transfers under complaint ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFacts:
+    """A wallet-to-wallet transfer as the complaint module sees it."""
+
+    id: uuid.UUID
+    payer_id: uuid.UUID
+    recipient_id: uuid.UUID
+    amount: int
+    created_at: datetime
+    refunded: int
+    """Đồng already given back to the payer under complaints."""
+
+
+async def _transfer_refunded(session: AsyncSession, transfer_id: uuid.UUID, payer_wallet: uuid.UUID) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerPosting.amount), 0))
+        .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+        .where(
+            LedgerEntry.kind == "transfer_refund",
+            LedgerEntry.reference == str(transfer_id),
+            LedgerPosting.account_id == payer_wallet,
+        )
+    )
+    return int(total or 0)
+
+
+async def load_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> TransferFacts | None:
+    """The transfer whose journal entry is ``transfer_id`` (None if there is no such transfer)."""
+    entry = await session.get(LedgerEntry, transfer_id)
+    if entry is None or entry.kind != "transfer":
+        return None
+    details = dict(entry.details or {})
+    payer_id = uuid.UUID(str(details["payer_id"]))
+    recipient_id = uuid.UUID(str(details["to_user_id"]))
+    payer_wallet = await wallet_account_id(session, payer_id, create=False)
+    amount = await session.scalar(
+        select(LedgerPosting.amount).where(
+            LedgerPosting.entry_id == transfer_id, LedgerPosting.account_id == payer_wallet
+        )
+    )
+    refunded = await _transfer_refunded(session, transfer_id, payer_wallet)
+    return TransferFacts(transfer_id, payer_id, recipient_id, -int(amount or 0), entry.created_at, refunded)
+
+
+async def refund_transfer(
+    session: AsyncSession, transfer_id: uuid.UUID, amount: int, *, reason: str, authority: str
+) -> Posted:
+    """Give ``amount`` đồng of a transfer back to its sender from the receiver's wallet (a complaint
+    upheld: a mistaken or fraudulent transfer), in the caller's transaction.
+
+    Caps: all refunds of a transfer never exceed it (``refund_exceeds_payment``), and the receiver's
+    wallet never goes below zero (``insufficient_funds``: the money is no longer there, and the platform
+    does not pay it from anyone else's). Callers serialise refunds of one transfer (the complaint's row
+    lock); the receiver's wallet row lock serialises the money.
+    """
+    facts = await load_transfer(session, transfer_id)
+    refundable = 0 if facts is None else facts.amount - facts.refunded
+    if facts is None or type(amount) is not int or amount <= 0 or amount > refundable:
+        raise REFUND_EXCEEDS_PAYMENT(
+            f"Chỉ có thể hoàn tối đa {refundable} đ cho giao dịch này",
+            f"At most {refundable} VND can be refunded for this transfer",
+            refundable=refundable,
+        )
+    receiver = await wallet_account_id(session, facts.recipient_id, create=True)
+    sender = await wallet_account_id(session, facts.payer_id, create=True)
+    posted = await ledger.post(
+        session,
+        Entry(
+            kind="transfer_refund",
+            postings=[debit(receiver, amount), credit(sender, amount)],
+            reference=str(transfer_id),
+            description="Hoàn tiền chuyển khoản (khiếu nại)",
+            metadata={"transfer_id": str(transfer_id), "reason": reason, "authority": authority},
+        ),
+    )
+    money = f"{amount:,}".replace(",", ".")
+    await post_notification(
+        session,
+        facts.recipient_id,
+        "wallet.transfer_refunded",
+        "Hoàn trả tiền chuyển khoản",
+        f"{money} đồng của một khoản chuyển khoản bạn đã nhận được hoàn lại cho người gửi theo kết quả xử lý "
+        "khiếu nại.",
+        title_en="Transfer returned",
+        body_en=f"{amount:,} VND of a transfer you received was returned to its sender after a complaint.",
+        data={"transfer_id": str(transfer_id)},
+    )
+    return posted

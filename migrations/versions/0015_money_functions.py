@@ -3,7 +3,7 @@
 (its sibling is one sqlite3 function run in the connection's thread, ``app/wallet/ledger/sqlite.py``).
 
 Revision ID: 0015_money_functions
-Revises: 0011_dossiers
+Revises: 0013_merchants (main's head when main was merged into perf; first written on 0011_dossiers)
 Create Date: 2026-11-23
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0015_money_functions"
-down_revision: str | Sequence[str] | None = "0011_dossiers"
+down_revision: str | Sequence[str] | None = "0013_merchants"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

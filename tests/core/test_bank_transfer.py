@@ -108,6 +108,9 @@ def test_production_needs_the_partner_bank() -> None:
             f"k1:{'p' * 40}",
         ),
         "SMS_GATEWAY_URL": "https://sms.internal/send",
+        "CARD_GATEWAY_URL": "https://api.gateway.internal",
+        "CARD_GATEWAY_SECRET_KEY": "sk_live_x",
+        "CARD_GATEWAY_WEBHOOK_SECRETS": f"k1:{'g' * 40}",
     }
     with pytest.raises(ConfigError, match="BANK_API_URL"):
         load_settings(production)

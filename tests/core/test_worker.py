@@ -36,6 +36,9 @@ def test_the_worker_runs_in_process_in_development_only() -> None:
         "RECEIPT_KEYS": f"k1:{'r' * 40}",
         "SMS_GATEWAY_URL": "https://sms.internal/send",
         "BANK_API_URL": "https://bank.internal",
+        "CARD_GATEWAY_URL": "https://api.gateway.internal",
+        "CARD_GATEWAY_SECRET_KEY": "sk_live_x",
+        "CARD_GATEWAY_WEBHOOK_SECRETS": f"k1:{'g' * 40}",
     }
     assert load_settings(production).run_worker_in_process is False
 

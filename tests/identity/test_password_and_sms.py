@@ -90,6 +90,9 @@ def test_production_needs_an_sms_gateway() -> None:
             f"k1:{'p' * 40}",
         ),
         "BANK_API_URL": "https://bank.internal",
+        "CARD_GATEWAY_URL": "https://api.gateway.internal",
+        "CARD_GATEWAY_SECRET_KEY": "sk_live_x",
+        "CARD_GATEWAY_WEBHOOK_SECRETS": f"k1:{'g' * 40}",
     }
     with pytest.raises(ConfigError, match="SMS_GATEWAY_URL"):
         load_settings(production)

@@ -243,12 +243,15 @@ async def test_must_show_flow(client: Any, procedure: str) -> None:
     assert approved.status_code == 200, approved.text
     final = approved.json()
     assert final["status"] == "releasing"
-    result = await client.get(
-        f"/api/v1/me/documents/{final['result_document_id']}/content", headers=citizen.headers
-    )
+    uploaded = next(a["document"] for a in final["attachments"] if a["document"]["filename"] == "ket-qua.pdf")
+    result = await client.get(f"/api/v1/me/documents/{uploaded['id']}/content", headers=citizen.headers)
     assert result.status_code == 200
     assert result.content == PDF + b"result"
     assert result.headers["x-content-sha256"] == hashlib.sha256(PDF + b"result").hexdigest()
+    signed = await client.get(
+        f"/api/v1/me/documents/{final['result_document_id']}/content", headers=citizen.headers
+    )
+    assert signed.content.startswith(b"%PDF")  # the signed result (issue 9) carries the officer's file
 
     steps = [(e["action"], e["from_status"], e["to_status"], e["actor_role"]) for e in final["timeline"]]
     assert steps == [
@@ -260,6 +263,7 @@ async def test_must_show_flow(client: Any, procedure: str) -> None:
         ("request_supplement", "processing", "waiting", "officer"),
         ("resubmit", "waiting", "processing", "citizen"),
         ("approve", "processing", "releasing", "officer"),
+        ("result_signed", "releasing", "releasing", "officer"),
     ]
     by_action = {e["action"]: e for e in final["timeline"]}
     assert by_action["accept_fee_first"]["actor_id"] == str(commune.user_id)
@@ -470,7 +474,12 @@ async def test_fee_after_processing_releases_on_payment_and_stop_after_payment_o
     await _pay(client, approved.json()["fee_bill_id"], citizen.user_id, utcnow())
     released = (await client.get(f"/api/v1/me/dossiers/{dossier['id']}", headers=citizen.headers)).json()
     assert released["status"] == "releasing"
-    assert [e["action"] for e in released["timeline"]][-3:] == ["set_fee", "approve_fee_after", "fee_paid"]
+    assert [e["action"] for e in released["timeline"]][-4:] == [
+        "set_fee",
+        "approve_fee_after",
+        "result_signed",
+        "fee_paid",
+    ]
 
     # Paid first, then stopped: the fee is owed back.
     stopped = await _submitted(client, citizen.headers)

@@ -57,7 +57,7 @@ async def test_open_wallet_needs_level_2_and_is_idempotent(client: Any) -> None:
     resp = await client.post("/api/v1/me/wallet", headers={**citizen.headers, **_key()})
     assert assert_problem(resp, 403, "identity_level_required")["current"] == 1
     assert_problem(await client.get("/api/v1/me/wallet", headers=citizen.headers), 404, "wallet_not_found")
-    verified = await make_user(client)
+    verified = await make_user(client, funding_source=False)
     for _ in range(2):
         resp = await client.post("/api/v1/me/wallet", headers={**verified.headers, **_key()})
         assert resp.status_code == 201, resp.text

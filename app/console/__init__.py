@@ -1,0 +1,1 @@
+"""The admin and officer web console (server-rendered pages under /console)."""

@@ -1,0 +1,1 @@
+"""Merchants: onboarding, VietQR codes, QR payments, refunds, webhooks and daily settlement."""

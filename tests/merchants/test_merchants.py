@@ -1,0 +1,552 @@
+"""Merchants through the HTTP API on both backends: onboarding, QR pay, refunds, webhooks, settlement,
+isolation between merchants, and concurrency (the app in the test's own loop, requests overlapping)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from sqlalchemy import func, select, update
+
+from app.core.bank_transfer import SandboxBank, install_bank_transfers
+from app.core.db import Database, utcnow
+from app.core.outbox import Dispatcher, DispatcherConfig, HandlerRegistry
+from app.core.security import Caller, issue_access_token
+from app.core.settings import Settings
+from app.merchants import service, settlement, vietqr, webhooks
+from app.merchants.models import MerchantOrder, MerchantPayment
+from app.wallet import ledger
+from app.wallet import service as wallet_service
+from app.wallet.ledger import AccountType, Entry, credit, debit
+from tests.conftest import assert_problem
+from tests.factories import DEFAULT_PIN, UserHandle, make_user
+
+STORE = {"code": "QUAY-1", "name": "Quầy chính", "address": "11 Lý Thường Kiệt, Phú Nhuận, Huế"}
+
+
+@dataclass
+class World:
+    app: Litestar
+    http: httpx.AsyncClient
+    db: Database
+    settings: Settings
+    admin: UserHandle
+
+    async def fund(self, user_id: uuid.UUID, amount: int) -> uuid.UUID:
+        async with self.db.transaction() as session:
+            wallet = await wallet_service.wallet_account_id(session, user_id, create=True)
+            bank = ledger.system_account(AccountType.GUARANTEE_BANK)
+            await ledger.post(
+                session, Entry(kind="topup", postings=[debit(bank, amount), credit(wallet, amount)])
+            )
+            return wallet
+
+    async def balance(self, account_id: uuid.UUID) -> int:
+        async with self.db.read() as session:
+            return (await ledger.balance(session, account_id)).balance
+
+    def staff(self, person: UserHandle, merchant_id: str, role: str) -> dict[str, str]:
+        """The person's headers after signing in again (their token now states the merchant role)."""
+        assert person.session_id is not None
+        token, _ttl = issue_access_token(
+            self.settings,
+            Caller(
+                person.user_id,
+                person.session_id,
+                frozenset({"citizen", role}),
+                identity_level=2,
+                merchant_id=merchant_id,
+            ),
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    async def post(self, path: str, body: Any, headers: dict[str, str], **kw: Any) -> httpx.Response:
+        return await self.http.post(
+            path, json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, **kw
+        )
+
+    async def merchant(
+        self, name: str, tax_code: str, *, owner: UserHandle | None = None
+    ) -> tuple[str, UserHandle]:
+        owner = owner or await make_user(self.app, full_name="Trần Thị Xuân")
+        created = await self.post(
+            "/api/v1/merchants",
+            {
+                "name": name,
+                "tax_code": tax_code,
+                "mcc": "5812",
+                "settlement_bank_bin": "970436",
+                "settlement_account_number": "0041000123456",
+                "settlement_account_name": "TRAN THI XUAN",
+                "stores": [STORE],
+            },
+            owner.headers,
+        )
+        assert created.status_code == 201, created.text
+        merchant_id = created.json()["id"]
+        approved = await self.post(
+            f"/api/v1/admin/merchants/{merchant_id}/decision", {"action": "approve"}, self.admin.headers
+        )
+        assert approved.status_code == 200, approved.text
+        return merchant_id, owner
+
+    async def static_qr(self, merchant_id: str, headers: dict[str, str]) -> str:
+        m = (await self.http.get(f"/api/v1/merchants/{merchant_id}", headers=headers)).json()
+        store_id = m["stores"][0]["id"]
+        return str(
+            (
+                await self.http.get(f"/api/v1/merchants/{merchant_id}/stores/{store_id}/qr", headers=headers)
+            ).json()["payload"]
+        )
+
+    async def pay(
+        self, payer: UserHandle, payload: str, amount: int | None = None, key: str | None = None
+    ) -> httpx.Response:
+        body: dict[str, Any] = {"payload": payload, "pin": DEFAULT_PIN}
+        if amount is not None:
+            body["amount"] = amount
+        return await self.http.post(
+            "/api/v1/qr/payments",
+            json=body,
+            headers={**payer.headers, "Idempotency-Key": key or uuid.uuid4().hex},
+        )
+
+
+@pytest.fixture
+async def world(app: Litestar, settings: Settings) -> AsyncIterator[World]:
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    lifespan = asyncio.get_running_loop().create_task(run_lifespan())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    db: Database = app.state.db
+    try:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
+            admin = await make_user(app, roles=("admin",), duties=("support",))
+            yield World(app, http, db, settings, admin)
+    finally:
+        install_bank_transfers(None)
+        webhooks._runtime = None  # the next test's deliveries must not use this test's database
+        stop.set()
+        await asyncio.wait_for(lifespan, timeout=10)
+
+
+async def test_onboard_pay_by_scan_refund_webhook_and_settle(world: World) -> None:
+    # Onboarding rules: level 2 owner, tax code shapes
+    level1 = await make_user(world.app, level=1)
+    refused = await world.post(
+        "/api/v1/merchants",
+        {
+            "name": "Quán X",
+            "tax_code": "3300101234",
+            "mcc": "5812",
+            "settlement_bank_bin": "970436",
+            "settlement_account_number": "0041000123456",
+            "settlement_account_name": "NGUYEN X",
+            "stores": [STORE],
+        },
+        level1.headers,
+    )
+    assert_problem(refused, 403, "identity_level_required")
+    for bad in ("33001012", "330010123456789", "ABCDEFGHIJ"):
+        assert service_code(bad) is None
+    assert service.business_type_of("046190001234") == ("046190001234", "household")
+    assert service.business_type_of("3300101234-001") == ("3300101234001", "branch")
+
+    merchant_id, owner = await world.merchant("Quán Bún Bò O Xuân", "046190001234")
+    owner_h = world.staff(owner, merchant_id, "merchant_owner")
+    # a cashier added by phone
+    cashier = await make_user(world.app, full_name="Lê Văn Thu")
+    added = await world.post(f"/api/v1/merchants/{merchant_id}/staff", {"phone": cashier.phone}, owner_h)
+    assert added.status_code == 201, added.text
+    cashier_h = world.staff(cashier, merchant_id, "merchant_cashier")
+    # webhook endpoint (the merchant's server, mocked) and the signing secret shown once
+    received: list[httpx.Request] = []
+
+    def merchant_server(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(500 if len(received) == 1 else 200)  # first try fails: retried
+
+    hook = await world.post(
+        f"/api/v1/merchants/{merchant_id}/webhook", {"url": "https://shop.example/hook"}, owner_h
+    )
+    assert hook.status_code == 200, hook.text
+    secret = hook.json()["secret"]
+    webhooks.install(
+        world.db, world.settings, httpx.AsyncClient(transport=httpx.MockTransport(merchant_server))
+    )
+
+    # Static QR: the payer scans, sees who, types the amount, pays
+    payload = await world.static_qr(merchant_id, cashier_h)
+    payer = await make_user(world.app, full_name="Nguyễn Văn An")
+    wallet = await world.fund(payer.user_id, 500_000)
+    preview = await world.http.post("/api/v1/qr/preview", json={"payload": payload}, headers=payer.headers)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["merchant_name"] == "Quán Bún Bò O Xuân"
+    assert preview.json()["amount"] is None
+    assert preview.json()["store_name"] == "Quầy chính"
+    assert_problem(await world.pay(payer, payload), 422, "qr_amount_required")
+    bad_crc = payload[:-1] + ("0" if payload[-1] != "0" else "1")
+    assert_problem(await world.pay(payer, bad_crc, 45_000), 422, "qr_invalid")
+    paid = await world.pay(payer, payload, 45_000)
+    assert paid.status_code == 201, paid.text
+    # fee 0.6 % of 45,000 = 270 đ; the merchant gets 44,730
+    assert (paid.json()["amount"], paid.json()["fee"], paid.json()["net"]) == (45_000, 270, 44_730)
+    assert await world.balance(wallet) == 455_000
+
+    # Dynamic QR: the cashier asks for 120,001 đ (fee 720.006 -> 720), paid once
+    order = await world.post(
+        f"/api/v1/merchants/{merchant_id}/orders",
+        {"amount": 120_001, "description": "Bún bò đặc biệt x3"},
+        cashier_h,
+    )
+    assert order.status_code == 201, order.text
+    dyn = order.json()["qr_payload"]
+    png = await world.http.get(order.json()["qr_png_url"], headers=cashier_h)
+    assert png.status_code == 200
+    assert png.content.startswith(b"\x89PNG")
+    assert_problem(await world.pay(payer, dyn, 1_000), 422, "qr_invalid")  # the amount is fixed
+    second = await world.pay(payer, dyn)
+    assert second.status_code == 201, second.text
+    assert second.json()["fee"] == 720
+    assert_problem(await world.pay(payer, dyn), 409, "order_not_payable")
+    status = await world.http.get(
+        f"/api/v1/merchants/{merchant_id}/orders/{order.json()['id']}", headers=cashier_h
+    )
+    assert status.json()["status"] == "paid"
+    # an expired order
+    late = await world.post(f"/api/v1/merchants/{merchant_id}/orders", {"amount": 5_000}, cashier_h)
+    async with world.db.transaction() as session:
+        await session.execute(
+            update(MerchantOrder)
+            .where(MerchantOrder.id == uuid.UUID(late.json()["id"]))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert_problem(await world.pay(payer, late.json()["qr_payload"]), 422, "order_expired")
+
+    # Refunds: two partials, then more than is left is refused, then the rest
+    pid = paid.json()["id"]
+    url = f"/api/v1/merchants/{merchant_id}/payments/{pid}/refunds"
+    r1 = await world.post(url, {"amount": 10_000, "reason": "thiếu món"}, cashier_h)
+    assert r1.status_code == 201, r1.text
+    r2 = await world.post(url, {"amount": 5_000}, cashier_h)
+    assert r2.json()["refunded_total"] == 15_000
+    assert r2.json()["payment_status"] == "partially_refunded"
+    assert_problem(await world.post(url, {"amount": 30_001}, cashier_h), 422, "refund_exceeds_paid")
+    r3 = await world.post(url, {}, cashier_h)
+    assert r3.json()["amount"] == 30_000
+    assert r3.json()["payment_status"] == "refunded"
+    assert sum(r.json()["fee_returned"] for r in (r1, r2, r3)) == 270  # the whole fee given back
+    assert await world.balance(wallet) == 500_000 - 120_001
+
+    # Webhooks: 2 payments + 3 refunds, signed, the first try failed and was retried
+    handlers = HandlerRegistry()
+    handlers.register(service.WEBHOOK_TOPIC, webhooks.deliver_webhook)
+    dispatcher = Dispatcher(
+        world.db,
+        config=DispatcherConfig(backoff_base_seconds=0.01, backoff_cap_seconds=0.02),
+        handlers=handlers,
+    )
+    for _ in range(50):
+        await dispatcher.dispatch_once()
+        log = (
+            await world.http.get(f"/api/v1/merchants/{merchant_id}/webhook-events", headers=owner_h)
+        ).json()
+        if all(e["status"] == "delivered" for e in log):
+            break
+        await asyncio.sleep(0.03)
+    assert len(log) == 5
+    assert all(e["status"] == "delivered" for e in log)
+    assert sum(e["attempts"] for e in log) == 6
+    for request in received:
+        assert webhooks.verify(secret, request.content, request.headers["Hue-Signature"])
+        assert json.loads(request.content)["id"] == request.headers["Hue-Event-Id"]
+    assert not webhooks.verify(secret, received[-1].content + b" ", received[-1].headers["Hue-Signature"])
+    resent = await world.post(
+        f"/api/v1/merchants/{merchant_id}/webhook-events/{log[0]['id']}/resend", None, owner_h
+    )
+    assert resent.status_code == 200
+    assert resent.json()["resends"] == 1
+
+    # Settlement: the day's net balance to the bank, once; the CSV adds up to the ledger
+    bank = SandboxBank()
+    install_bank_transfers(bank)
+    today = utcnow().astimezone(settlement.LOCAL_TZ).date()
+    run = await settlement.settle_day(world.db, today)
+    again = await settlement.settle_day(world.db, today)
+    expected = (45_000 - 270) - (45_000 - 270) + (120_001 - 720)
+    assert run.total == expected
+    assert again.skipped >= 1
+    assert bank.succeeded_total() == expected
+    report = await world.http.get(
+        f"/api/v1/merchants/{merchant_id}/settlements/{today}/report", headers=owner_h
+    )
+    rows = list(csv.reader(io.StringIO(report.text)))
+    lines = list(rows[2:-1])
+    async with world.db.read() as session:
+        merchant = await service.get_merchant(session, uuid.UUID(merchant_id))
+    # settled "today" in this test, so the payout is one of today's lines and the day closes at 0
+    assert int(rows[1][6]) + sum(int(r[5]) for r in lines) == int(rows[-1][6])
+    assert int(rows[-1][6]) == await world.balance(merchant.payable_account_id) == 0
+    assert [int(r[5]) for r in lines if r[1] == "merchant_payout"] == [-expected]
+    assert sum(int(r[3]) for r in lines if r[1] == "merchant_payment") == 45_000 + 120_001
+    async with world.db.transaction() as session:
+        assert (await ledger.check_books(session)).ok
+
+
+def service_code(code: str) -> str | None:
+    try:
+        return service.business_type_of(code)[1]
+    except Exception:
+        return None
+
+
+async def test_a_cashier_of_merchant_a_cannot_see_merchant_b(world: World) -> None:
+    a_id, _owner_a = await world.merchant("Cơm Hến Bà Hoa", "3300101234")
+    b_id, owner_b = await world.merchant("Chè Hẻm", "3300105678")
+    cashier = await make_user(world.app)
+    a_h = world.staff(cashier, a_id, "merchant_cashier")
+    b_h = world.staff(owner_b, b_id, "merchant_owner")
+    payer = await make_user(world.app)
+    await world.fund(payer.user_id, 100_000)
+    paid = await world.pay(payer, await world.static_qr(b_id, b_h), 20_000)
+    assert paid.status_code == 201
+    for path in ("", "/payments", "/staff", "/webhook-events", "/settlements"):
+        assert_problem(
+            await world.http.get(f"/api/v1/merchants/{b_id}{path}", headers=a_h), 404, "merchant_not_found"
+        )
+    assert_problem(
+        await world.post(f"/api/v1/merchants/{b_id}/payments/{paid.json()['id']}/refunds", {}, a_h),
+        404,
+        "merchant_not_found",
+    )
+    assert_problem(
+        await world.post(f"/api/v1/merchants/{a_id}/payments/{paid.json()['id']}/refunds", {}, a_h),
+        404,
+        "merchant_payment_not_found",
+    )
+    assert_problem(
+        await world.http.get(f"/api/v1/me/merchant-payments/{paid.json()['id']}", headers=a_h),
+        404,
+        "merchant_payment_not_found",
+    )
+    assert (await world.http.get(f"/api/v1/merchants/{b_id}/payments", headers=b_h)).json()["items"][0][
+        "amount"
+    ] == 20_000
+    # an API key of A cannot refund B's payment either
+    key = await world.post(
+        f"/api/v1/merchants/{a_id}/api-keys",
+        {"name": "pos", "scopes": ["refunds", "orders"]},
+        world.staff(_owner_a, a_id, "merchant_owner"),
+    )
+    assert key.status_code == 201, key.text
+    api = {"X-Api-Key": key.json()["secret"]}
+    assert_problem(
+        await world.post(f"/api/v1/merchant-api/payments/{paid.json()['id']}/refunds", {}, api),
+        404,
+        "merchant_payment_not_found",
+    )
+    order = await world.post("/api/v1/merchant-api/orders", {"amount": 9_000, "external_ref": "POS-1"}, api)
+    assert order.status_code == 201, order.text
+    read_back = vietqr.parse(order.json()["qr_payload"])
+    assert (read_back.amount, read_back.reference) == (9_000, order.json()["reference"])
+    status = await world.http.get(f"/api/v1/merchant-api/orders/{order.json()['id']}", headers=api)
+    assert status.json()["status"] == "open"
+    assert_problem(
+        await world.http.get("/api/v1/merchant-api/payments", headers=api), 403, "forbidden"
+    )  # no scope
+    owner_a_h = world.staff(_owner_a, a_id, "merchant_owner")
+    revoked = await world.http.delete(
+        f"/api/v1/merchants/{a_id}/api-keys/{key.json()['id']}", headers=owner_a_h
+    )
+    assert revoked.status_code == 204, revoked.text
+    assert_problem(
+        await world.http.get(f"/api/v1/merchant-api/orders/{order.json()['id']}", headers=api),
+        401,
+        "api_key_invalid",
+    )
+    assert_problem(
+        await world.post("/api/v1/merchant-api/orders", {"amount": 9_000}, {"X-Api-Key": "mk_nothing"}),
+        401,
+        "api_key_invalid",
+    )
+
+
+async def test_64_concurrent_payers_to_one_merchant_all_land(world: World) -> None:
+    merchant_id, owner = await world.merchant("Bãi Xe Đại Nội", "3300109999")
+    payload = await world.static_qr(merchant_id, world.staff(owner, merchant_id, "merchant_owner"))
+    payers = [await make_user(world.app) for _ in range(64)]
+    for p in payers:
+        await world.fund(p.user_id, 50_000)
+    results = await asyncio.gather(*(world.pay(p, payload, 10_000) for p in payers))
+    assert [r.status_code for r in results] == [201] * 64, [r.text for r in results if r.status_code != 201][
+        :2
+    ]
+    async with world.db.read() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(MerchantPayment)
+            .where(MerchantPayment.merchant_id == uuid.UUID(merchant_id))
+        )
+        merchant = await service.get_merchant(session, uuid.UUID(merchant_id))
+        payable = (await ledger.balance(session, merchant.payable_account_id)).balance
+    assert count == 64
+    assert payable == 64 * (10_000 - 60)
+    async with world.db.transaction() as session:
+        assert (await ledger.check_books(session)).ok
+
+
+async def test_two_refunds_at_once_never_exceed_what_was_paid(world: World) -> None:
+    merchant_id, owner = await world.merchant("Quán Chè Mụ Ròm", "3300107777")
+    payload = await world.static_qr(merchant_id, world.staff(owner, merchant_id, "merchant_owner"))
+    payer = await make_user(world.app)
+    wallet = await world.fund(payer.user_id, 100_000)
+    paid = await world.pay(payer, payload, 60_000)
+    payment_id = uuid.UUID(paid.json()["id"])
+    first_in = asyncio.Event()
+
+    async def refund(hold: float) -> Any:
+        try:
+            async with world.db.transaction() as session:
+                done = await service.refund_merchant_payment(session, payment_id, 40_000, authority="test")
+                first_in.set()
+                await asyncio.sleep(hold)
+                return done
+        except Exception as exc:
+            return exc
+
+    async def second() -> Any:
+        await first_in.wait()
+        return await refund(0)
+
+    results = await asyncio.gather(refund(0.3), second())
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert [getattr(r, "kind", None) and r.kind.code for r in results if isinstance(r, Exception)] == [
+        "refund_exceeds_paid"
+    ]
+    assert await world.balance(wallet) == 100_000 - 60_000 + 40_000
+    async with world.db.transaction() as session:
+        assert (await ledger.check_books(session)).ok
+
+
+class SSEStream:
+    """Reads an SSE route event by event while it stays open (ASGI driven directly, as in the inbox tests)."""
+
+    def __init__(self, app: Litestar, path: str, headers: dict[str, str]) -> None:
+        self.app, self.path = app, path
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.events: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
+        self.started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._disconnect = asyncio.Event()
+        self._requested = False
+        self._buffer = b""
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SSEStream:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": self.path,
+            "raw_path": self.path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"testserver.local"), *self.headers],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver.local", 80),
+        }
+        self._task = asyncio.get_running_loop().create_task(self.app(scope, self._receive, self._send))  # type: ignore[arg-type]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._disconnect.set()
+        assert self._task is not None
+        await asyncio.wait_for(self._task, timeout=5)
+
+    async def _receive(self) -> dict[str, Any]:
+        if not self._requested:
+            self._requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self._disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started.set_result(message["status"])
+            return
+        if message["type"] != "http.response.body":
+            return
+        self._buffer += message.get("body", b"")
+        while b"\r\n\r\n" in self._buffer:
+            block, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+            event: dict[str, str] = {}
+            for line in block.decode().split("\r\n"):
+                name, _, value = line.partition(": ")
+                event[name or "comment"] = value
+            self.events.put_nowait(event)
+        if not message.get("more_body", False):
+            self.events.put_nowait(None)
+
+    async def next(self, timeout: float = 5) -> dict[str, str]:
+        while True:
+            event = await asyncio.wait_for(self.events.get(), timeout=timeout)
+            assert event is not None, "the stream ended"
+            if "event" in event:
+                return event
+
+
+async def test_the_cashier_sees_a_payment_arrive_in_real_time(world: World) -> None:
+    merchant_id, _owner = await world.merchant("Bánh Bèo Bà Đỏ", "3300104444")
+    cashier = await make_user(world.app)
+    cashier_h = world.staff(cashier, merchant_id, "merchant_cashier")
+    payload = await world.static_qr(merchant_id, cashier_h)
+    payer = await make_user(world.app)
+    await world.fund(payer.user_id, 100_000)
+    async with SSEStream(world.app, f"/api/v1/merchants/{merchant_id}/stream", cashier_h) as stream:
+        assert await stream.started == 200
+        assert (await stream.next())["event"] == "ready"
+        paid = await world.pay(payer, payload, 32_000)
+        assert paid.status_code == 201
+        event = await stream.next()
+        assert event["event"] == "payment.succeeded"
+        data = json.loads(event["data"])["data"]
+        assert (data["id"], data["amount"], data["net"]) == (paid.json()["id"], 32_000, 32_000 - 192)
+
+
+async def test_demo_merchant_is_seeded_once_with_a_payable_static_qr(world: World) -> None:
+    from app.identity.bootstrap import seed_identity
+    from app.merchants.demo import seed_merchants
+
+    credentials: dict[str, Any] = {}
+    await seed_identity(world.db, world.settings, credentials)
+    await seed_merchants(world.db, world.settings, credentials)
+    again: dict[str, Any] = dict(credentials)
+    await seed_merchants(world.db, world.settings, again)  # idempotent
+    demo = credentials["merchants"]
+    assert again["merchants"]["merchant_id"] == demo["merchant_id"]
+    assert demo["name"] == "Quán Bún Bò O Xuân"
+    assert credentials["merchant_owner"]["password"]
+    assert credentials["merchant_cashier"]["phone"]
+    assert vietqr.parse(demo["static_qr"]).name == "Quan Bun Bo O Xuan"
+    payer = await make_user(world.app)
+    await world.fund(payer.user_id, 100_000)
+    paid = await world.pay(payer, demo["static_qr"], 35_000)
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["merchant_name"] == "Quán Bún Bò O Xuân"
