@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install chromium lint typecheck spec bench migrate seed worker clean
+.PHONY: run test install chromium lint typecheck spec bench bench-profile migrate seed worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.results
 	$(BIN)/python -m bench.merchant_qr --clients 64
 	$(BIN)/python -m bench.reconcile
+	$(BIN)/python -m bench.profile --requests 200
+
+## make bench-profile: CPU ms, statements and transactions of one transfer / one-tap, in-process, PostgreSQL and SQLite (bench/profile.py --cprofile for a profile)
+bench-profile: $(STAMP)
+	$(BIN)/python -m bench.profile --requests 200
+	$(BIN)/python -m bench.profile --requests 200 --sqlite
 
 migrate: $(STAMP)
 	$(BIN)/hue db upgrade

@@ -61,6 +61,8 @@ class Cell:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+    statements: list[float] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
 
     def median(self, values: list[float]) -> float:
@@ -146,7 +148,8 @@ def main() -> None:
                     base = pgbench(reference, BASELINE[scenario], n, args.seconds)
                     for path in paths:
                         if path == "http":
-                            result = run_load(HTTP_PORT, people, scenario, n, args.seconds)
+                            pid = server.pid if server is not None else None
+                            result = run_load(HTTP_PORT, people, scenario, n, args.seconds, pid)
                         else:
                             result = app_load(app, path, scenario, n, args.seconds)
                         cell = cells.setdefault((scenario, path, n), Cell())
@@ -154,12 +157,20 @@ def main() -> None:
                         cell.p50.append(result["p50_ms"])
                         cell.p99.append(result["p99_ms"])
                         cell.cpu.append(result["cpu_ms"])
+                        cell.server_cpu.append(result.get("server_cpu_ms", float("nan")))
+                        cell.statements.append(result.get("statements", float("nan")))
                         cell.baseline.append(base.tps)
                         ratio = result["rate"] / base.tps
                         print(
                             f"run {run + 1} {scenario:8s} {path:7s} c={n:<3d} app {result['rate']:7.0f}/s "
                             f"p50 {result['p50_ms']:6.1f} ms p99 {result['p99_ms']:6.1f} ms | "
-                            f"{BASELINE[scenario]} {base.tps:7.0f} tps | ratio {ratio:.2f}",
+                            f"{BASELINE[scenario]} {base.tps:7.0f} tps | ratio {ratio:.2f}"
+                            + (
+                                f" | server {result['server_cpu_ms']:.2f} CPU ms/req,"
+                                f" {result['statements']:.1f} statements/req"
+                                if "server_cpu_ms" in result
+                                else ""
+                            ),
                             flush=True,
                         )
         if server is not None:
@@ -177,16 +188,25 @@ def main() -> None:
     print()
     print(f"Medians of {args.runs} run(s), {args.seconds} s each (paths: see --help)")
     header = f"{'scenario':9s} {'path':8s} {'clients':>7s} {'app/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s}"
-    header += f" {'cpu ms':>7s} {'baseline':>12s} {'tps':>7s} {'ratio':>6s}"
+    header += f" {'cpu ms':>7s} {'srv cpu':>7s} {'stmts':>6s} {'baseline':>12s} {'tps':>7s} {'ratio':>6s}"
     print(header)
     for (scenario, path, n), cell in cells.items():
         rate, tps = cell.median(cell.rate), cell.median(cell.baseline)
         ratio = statistics.median([r / b for r, b in zip(cell.rate, cell.baseline, strict=True)])
         p50, p99, cpu = cell.median(cell.p50), cell.median(cell.p99), cell.median(cell.cpu)
+        server_cpu = cell.median(cell.server_cpu) if cell.server_cpu else float("nan")
+        stmts = cell.median(cell.statements) if cell.statements else float("nan")
         print(
             f"{scenario:9s} {path:8s} {n:7d} {rate:8.0f} {p50:7.1f} {p99:7.1f}"
-            f" {cpu:7.2f} {BASELINE[scenario]:>12s} {tps:7.0f} {ratio:6.2f}"
+            f" {cpu:7.2f} {server_cpu:7.2f} {stmts:6.1f} {BASELINE[scenario]:>12s} {tps:7.0f} {ratio:6.2f}"
         )
+    print(
+        "cpu ms: the load generator's CPU per request (http) or the whole service process's (service, sql);"
+        " srv cpu: the HTTP server's CPU per request; stmts: database statements per request (/metrics)."
+    )
+    print(
+        f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores shared with other work: rates are noisy)"
+    )
     print(f"\nbooks balanced after the runs: {'yes' if ok else 'NO'} ({books})")
     if not ok:
         raise SystemExit(1)

@@ -39,6 +39,9 @@ def server_env(url: str, redis_url: str, port: int) -> dict[str, str]:
             "DATABASE_URL": url,
             "REDIS_URL": redis_url,
             "REDIS_PREFIX": f"bench{port}:",
+            # As in production (and bench.one_tap): no outbox dispatcher or scheduler inside the API process,
+            # so the server's CPU per request is the requests' own.
+            "RUN_WORKER_IN_PROCESS": "false",
             "RATE_LIMIT_PAYMENTS": "100000000/60",
             "RATE_LIMIT_DEFAULT": "100000000/60",
             "LOG_LEVEL": "WARNING",
@@ -137,8 +140,16 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def load(
-    port: int, people: dict[str, Any], scenario: str, clients: int, seconds: float, warmup: float
+    port: int,
+    people: dict[str, Any],
+    scenario: str,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    server_pid: int | None = None,
 ) -> dict[str, float]:
+    from bench.measure import statements, tree_cpu_seconds
+
     latencies: list[float] = []
     errors: dict[int, int] = {}
     sample: list[bytes] = []
@@ -173,11 +184,16 @@ async def load(
 
     tasks = [asyncio.create_task(client(i)) for i in range(clients)]
     await asyncio.sleep(warmup)
+    server_cpu = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    sql = await statements("127.0.0.1", port)
     state["measuring"] = True
     began, cpu_began = time.perf_counter(), time.process_time()
     await asyncio.sleep(seconds)
     state["measuring"] = False
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+    server_cpu = (tree_cpu_seconds(server_pid) if server_pid else float("nan")) - server_cpu
+    answered = len(latencies) + sum(errors.values())
+    sql = await statements("127.0.0.1", port) - sql
     state["stop"] = True
     await asyncio.gather(*tasks)
     latencies.sort()
@@ -190,11 +206,17 @@ async def load(
         "p50_ms": latencies[n // 2] * 1000 if n else 0.0,
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else 0.0,
         "cpu_ms": cpu / n * 1000 if n else 0.0,
+        # The server's CPU and statements per answer, over the measured window (answers finishing just
+        # after the window make these slightly high, by at most `clients` requests' worth).
+        "server_cpu_ms": server_cpu / answered * 1000 if answered else 0.0,
+        "statements": sql / answered if answered else 0.0,
         "errors": float(sum(errors.values())),
     }
 
 
-def run_load(port: int, people_file: Path, scenario: str, clients: int, seconds: int) -> dict[str, float]:
+def run_load(
+    port: int, people_file: Path, scenario: str, clients: int, seconds: int, server_pid: int | None = None
+) -> dict[str, float]:
     out = subprocess.run(
         [
             sys.executable,
@@ -211,6 +233,7 @@ def run_load(port: int, people_file: Path, scenario: str, clients: int, seconds:
             str(clients),
             "--seconds",
             str(seconds),
+            *(["--server-pid", str(server_pid)] if server_pid else []),
         ],
         check=True,
         capture_output=True,
@@ -235,12 +258,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--server-pid", type=int)
     args = parser.parse_args()
     if args.command == "seed":
         asyncio.run(_seed(args.url, args.redis, Path(args.out)))
         return
     people = json.loads(Path(args.people).read_text())
-    result = asyncio.run(load(args.port, people, args.scenario, args.clients, args.seconds, args.warmup))
+    result = asyncio.run(
+        load(args.port, people, args.scenario, args.clients, args.seconds, args.warmup, args.server_pid)
+    )
     print(json.dumps(result))
 
 

@@ -46,11 +46,11 @@ from app.bills.payment_schemas import PaymentItemView, PaymentView, ReceiptVerif
 from app.core.db import Database, new_id
 from app.core.errors import AppError
 from app.core.events import publish
-from app.core.outbox import enqueue
+from app.core.outbox import enqueue_many
 from app.core.security import Caller
 from app.core.settings import KeyRing
 from app.identity.inbox import post_notification
-from app.identity.service import get_user_brief
+from app.identity.service import full_name_of
 from app.wallet import ledger
 from app.wallet import service as wallet
 from app.wallet.ledger import AccountType
@@ -239,8 +239,7 @@ async def pay_bills(
         .values(status="paid", paid_at=paid_at, updated_at=paid_at)
         .execution_options(synchronize_session=False)
     )
-    payer = await get_user_brief(session, payer_id)
-    payer_name = payer.full_name if payer is not None else None
+    payer_name = await full_name_of(session, payer_id)  # read with the level check: no query
     series = receipts.series_for(paid_at)
     numbers = await receipts.next_numbers(session, series, len(ordered))
     views: list[PaymentItemView] = []
@@ -309,13 +308,14 @@ async def pay_bills(
             ),
         ),
     )
-    for biller_id in dict.fromkeys(biller.id for _bill, biller in ordered):
-        await enqueue(
-            session,
-            CONFIRM_TOPIC,
-            {"payment_id": str(payment_id), "biller_id": str(biller_id)},
-            key=f"{payment_id}:{biller_id}",
-        )
+    await enqueue_many(  # one message per biller, all in one statement
+        session,
+        CONFIRM_TOPIC,
+        [
+            ({"payment_id": str(payment_id), "biller_id": str(biller_id)}, f"{payment_id}:{biller_id}")
+            for biller_id in dict.fromkeys(biller.id for _bill, biller in ordered)
+        ],
+    )
     await post_notification(
         session,
         payer_id,

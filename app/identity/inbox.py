@@ -127,27 +127,29 @@ async def post_notification(
     )
     session.add(row)
     await session.flush()
-    _deliver_after_commit(session, row.id)
+    _deliver_after_commit(session, row)
     return row
 
 
-def _deliver_after_commit(session: AsyncSession, notification_id: uuid.UUID) -> None:
+def _deliver_after_commit(session: AsyncSession, row: InboxNotification) -> None:
+    # The rows themselves are kept (the session does not expire them on commit): delivering them needs no
+    # second transaction to read back what this one just wrote.
     database = database_of(session)
     delivery = _deliveries.get(database) if database is not None else None
     if delivery is None:
         return
-    pending: list[uuid.UUID] | None = session.info.get(_PENDING)
+    pending: list[InboxNotification] | None = session.info.get(_PENDING)
     if pending is None:
         pending = []
         session.info[_PENDING] = pending
-        ids = pending
+        rows = pending
 
         async def deliver() -> None:
             session.info.pop(_PENDING, None)
-            await delivery.deliver(list(ids))
+            await delivery.deliver_rows(list(rows))
 
         on_commit(session, deliver)
-    pending.append(notification_id)
+    pending.append(row)
 
 
 def _publish_unread_after_commit(session: AsyncSession, user_id: uuid.UUID, unread: int) -> None:
@@ -399,6 +401,10 @@ class InboxDelivery:
                     )
                 ).scalars()
             )
+        await self.deliver_rows(rows)
+
+    async def deliver_rows(self, rows: Sequence[InboxNotification]) -> None:
+        """Stream, then push (in the background), committed notifications already in memory."""
         for row in rows:
             view = msgspec.to_builtins(notification_view(row))
             await self.publish(row.user_id, {"type": "notification", "notification": view})

@@ -112,10 +112,13 @@ async def verify_payment_pin(session: AsyncSession, user_id: uuid.UUID, pin: str
     ring = runtime.settings.pin_keys
     if row is None or ring.get(row.key_id) is None:
         raise PIN_NOT_SET("Hãy thiết lập mã PIN thanh toán", "Set a payment PIN first")
-    lock = await runtime.money_peek(_lock_key(user_id))
-    if lock is not None and lock.count > 0:
+    # The lock is checked and this try counted in one step (one Redis round trip), before comparing.
+    lock, attempt = await runtime.money_hit_unless(
+        _fail_key(user_id), policy.pin_lock_seconds, _lock_key(user_id)
+    )
+    if lock is not None:
         raise _locked(utcnow() + timedelta(seconds=lock.retry_after), lock.retry_after)
-    attempt = await runtime.money_hit(_fail_key(user_id), policy.pin_lock_seconds)
+    assert attempt is not None
     if attempt.count > policy.pin_max_attempts:
         raise await _lock(runtime, session, user_id)
     given = _digest(ring, row.key_id, row.salt, user_id, pin) if _SIX_DIGITS.match(pin) else None

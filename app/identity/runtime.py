@@ -180,6 +180,18 @@ class IdentityRuntime:
             log.warning("pin_counter_fallback", reason="shared store unavailable")
             return await self.fallback_counters.hit(key, window_seconds)
 
+    async def money_hit_unless(
+        self, key: str, window_seconds: int, guard: str
+    ) -> tuple[Hit | None, Hit | None]:
+        """``Counters.hit_unless`` on the shared store, or on this process's counters while it is down."""
+        try:
+            return await self.counters().hit_unless(key, window_seconds, guard)
+        except StoreUnavailableError:
+            if self.fallback_counters is None:
+                raise
+            log.warning("pin_counter_fallback", reason="shared store unavailable")
+            return await self.fallback_counters.hit_unless(key, window_seconds, guard)
+
     async def money_peek(self, key: str) -> Hit | None:
         try:
             return await self.counters().peek(key)

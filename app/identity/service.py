@@ -4,7 +4,13 @@ For other modules:
     verify_payment_pin(session, user_id, pin) -> None          raises pin_invalid / pin_locked / pin_not_set
     get_user_brief(session, user_id) -> UserBrief | None
     find_user_id_by_phone(session, phone) -> uuid.UUID | None
+    find_active_by_phone(session, phone) -> (user_id, full_name) | None   one statement, for money paths
     identity_level(session, user_id) -> int                    0, 1 or 2 (0 for unknown or closed accounts)
+    level_and_name(session, user_id) -> (level, full_name)     one statement; remembers the name for the
+                                                               transaction (full_name_of reads it back)
+                                                               and loads the PIN row for verify_payment_pin
+    full_name_of(session, user_id) -> str | None
+    payer_and_recipient(session, payer_id, phone) -> (level, (recipient_id, name) | None)   one statement
     device_is_new(session, session_id) -> bool                 the device of a session, first seen < 24 h ago
     grant_role(session, user_id, role, scope=..., granted_by=...) / revoke_role(...)
     register_closure_check(fn) / register_closure_hook(fn) / register_personal_data_exporter(fn)
@@ -18,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,14 +98,18 @@ __all__ = [
     "declare_identity",
     "device_is_new",
     "export_personal_data",
+    "find_active_by_phone",
     "find_user_id_by_phone",
+    "full_name_of",
     "get_user",
     "get_user_brief",
     "grant_role",
     "has_consent",
     "identity_level",
+    "level_and_name",
     "mark_verified",
     "masked_cccd",
+    "payer_and_recipient",
     "pin_status",
     "prepare_password_change",
     "prepare_pin_change",
@@ -161,6 +171,76 @@ async def find_user_id_by_phone(session: AsyncSession, phone: str) -> uuid.UUID 
         await session.execute(select(User.id).where(User.phone == normalized, User.status == "active"))
     ).scalar_one_or_none()
     return found
+
+
+_BY_PHONE = select(User.id, User.full_name).where(User.phone == bindparam("phone"), User.status == "active")
+_LEVEL_NAME = (
+    select(User.identity_level, User.status, User.full_name, PaymentPin)
+    .outerjoin(PaymentPin, PaymentPin.user_id == User.id)
+    .where(User.id == bindparam("user_id"))
+)
+_NAMES = "identity_names"
+"""``session.info`` key: full names read by :func:`level_and_name` in this transaction (by user id)."""
+_PINS = "identity_pin_rows"
+
+
+async def find_active_by_phone(session: AsyncSession, phone: str) -> tuple[uuid.UUID, str | None] | None:
+    """Like :func:`find_user_id_by_phone`, with the person's full name, in one statement (money paths)."""
+    normalized = try_normalize_phone(phone)
+    if normalized is None:
+        return None
+    row = (await session.execute(_BY_PHONE, {"phone": normalized})).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def level_and_name(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, str | None]:
+    """:func:`identity_level` and the full name in one statement; the name is remembered for the rest of
+    this transaction, so :func:`full_name_of` (a receipt, a notification) costs no second query. The same
+    statement loads the person's payment PIN row into the session, so the :func:`verify_payment_pin` that
+    follows on a money path finds it there (``session.get``) instead of asking the database again."""
+    row = (await session.execute(_LEVEL_NAME, {"user_id": user_id})).first()
+    if row is None:
+        return 0, None
+    session.info.setdefault(_NAMES, {})[user_id] = row[2]
+    if row[3] is not None:  # the session's identity map holds clean rows weakly: keep it for the transaction
+        session.info.setdefault(_PINS, []).append(row[3])
+    return (int(row[0]) if row[1] == "active" else 0), row[2]
+
+
+_PAYER_AND_RECIPIENT = (
+    select(User.id, User.identity_level, User.status, User.full_name, User.phone, PaymentPin)
+    .outerjoin(PaymentPin, PaymentPin.user_id == User.id)
+    .where(
+        or_(User.id == bindparam("payer"), and_(User.phone == bindparam("phone"), User.status == "active"))
+    )
+)
+
+
+async def payer_and_recipient(
+    session: AsyncSession, payer_id: uuid.UUID, phone: str
+) -> tuple[int, tuple[uuid.UUID, str | None] | None]:
+    """:func:`level_and_name` of the payer (with its memory of the name and PIN row) and
+    :func:`find_active_by_phone` of the recipient, in ONE statement (a transfer's first read)."""
+    normalized = try_normalize_phone(phone)
+    rows = (await session.execute(_PAYER_AND_RECIPIENT, {"payer": payer_id, "phone": normalized or ""})).all()
+    level, recipient = 0, None
+    for user_id, identity_level, status, full_name, user_phone, pin_row in rows:
+        if user_id == payer_id:
+            session.info.setdefault(_NAMES, {})[user_id] = full_name
+            if pin_row is not None:
+                session.info.setdefault(_PINS, []).append(pin_row)
+            level = int(identity_level) if status == "active" else 0
+        if normalized is not None and user_phone == normalized and status == "active":
+            recipient = (user_id, full_name)
+    return level, recipient
+
+
+async def full_name_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    """``user_id``'s full name (``None`` if unknown or not declared); free after :func:`level_and_name`."""
+    names: dict[uuid.UUID, str | None] = session.info.get(_NAMES, {})
+    if user_id in names:
+        return names[user_id]
+    return (await level_and_name(session, user_id))[1]
 
 
 async def identity_level(session: AsyncSession, user_id: uuid.UUID) -> int:

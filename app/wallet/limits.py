@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,9 +49,11 @@ __all__ = [
     "MONTHLY_CAP",
     "NEW_DEVICE",
     "Limits",
+    "PaymentCount",
     "check_per_transaction",
     "count_payment",
     "limits_for",
+    "planned_count",
     "remaining_for",
     "set_limit",
 ]
@@ -161,6 +164,73 @@ async def _add_usage(
     return {bucket: int(total) for bucket, total in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentCount:
+    """The usage buckets one payment adds to, and the check of their totals once added
+    (:func:`planned_count`; the adding is done by the posting, ``ledger.post_counted``)."""
+
+    buckets: tuple[str, ...]
+    check: Callable[[dict[str, int]], Awaitable[None]]
+
+
+async def planned_count(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    level: int,
+    category: str,
+    amount: int,
+    limit_exempt: bool,
+    session_id: uuid.UUID | None,
+    now: datetime | None = None,
+    device_check: bool = True,
+) -> PaymentCount:
+    """What :func:`count_payment` does, split so that the upsert can travel with the posting in one round
+    trip: the buckets to add ``amount`` to, and ``check(totals)`` that raises ``limit_exceeded`` on the
+    totals after adding (the device's age is looked up only when a new-device limit would refuse)."""
+    table = await _table(session)
+    limits = table.get((level, category)) or table.get((level, DEFAULT)) or _NONE
+    cap = table.get((level, MONTHLY_CAP), _NONE)
+    new_device = table.get((level, NEW_DEVICE), _NONE)
+    day_b, month_b, all_b, cap_b = _buckets(now or utcnow(), category, limit_exempt)
+    buckets = (day_b, month_b, all_b) + ((cap_b,) if cap_b is not None else ())
+
+    async def check(totals: dict[str, int]) -> None:
+        checks: list[tuple[str, int | None, str]] = [
+            ("per_day", limits.per_day, day_b),
+            ("per_month", limits.per_month, month_b),
+        ]
+        if cap_b is not None:
+            checks.append(("monthly_cap", cap.per_month, cap_b))
+        for name, limit, bucket in checks:
+            if limit is not None and totals[bucket] > limit:
+                raise _refuse(name, category, limit, limit - (totals[bucket] - amount))
+        over_tx = new_device.per_transaction is not None and amount > new_device.per_transaction
+        over_day = new_device.per_day is not None and totals[all_b] > new_device.per_day
+        if (
+            device_check
+            and (over_tx or over_day)
+            and (session_id is None or await device_is_new(session, session_id))
+        ):
+            if over_tx:
+                assert new_device.per_transaction is not None
+                raise _refuse(
+                    "new_device_per_transaction",
+                    category,
+                    new_device.per_transaction,
+                    new_device.per_transaction,
+                )
+            assert new_device.per_day is not None
+            raise _refuse(
+                "new_device_per_day",
+                category,
+                new_device.per_day,
+                new_device.per_day - (totals[all_b] - amount),
+            )
+
+    return PaymentCount(buckets, check)
+
+
 async def count_payment(
     session: AsyncSession,
     *,
@@ -179,40 +249,21 @@ async def count_payment(
     the new-device limits do not apply; every other limit does.
 
     One round trip in the common case (the upsert); the device's age is looked up only when a new-device
-    limit would refuse the payment. Call it inside the payment's transaction, before posting.
+    limit would refuse the payment. Call it inside the payment's transaction, before posting. (The wallet's
+    payments use :func:`planned_count` with ``ledger.post_counted`` instead: upsert and posting in one call.)
     """
-    table = await _table(session)
-    limits = table.get((level, category)) or table.get((level, DEFAULT)) or _NONE
-    cap = table.get((level, MONTHLY_CAP), _NONE)
-    new_device = table.get((level, NEW_DEVICE), _NONE)
-    day_b, month_b, all_b, cap_b = _buckets(now or utcnow(), category, limit_exempt)
-    buckets = [day_b, month_b, all_b] + ([cap_b] if cap_b is not None else [])
-    totals = await _add_usage(session, user_id, buckets, amount)
-    checks: list[tuple[str, int | None, str]] = [
-        ("per_day", limits.per_day, day_b),
-        ("per_month", limits.per_month, month_b),
-    ]
-    if cap_b is not None:
-        checks.append(("monthly_cap", cap.per_month, cap_b))
-    for name, limit, bucket in checks:
-        if limit is not None and totals[bucket] > limit:
-            raise _refuse(name, category, limit, limit - (totals[bucket] - amount))
-    over_tx = new_device.per_transaction is not None and amount > new_device.per_transaction
-    over_day = new_device.per_day is not None and totals[all_b] > new_device.per_day
-    if (
-        device_check
-        and (over_tx or over_day)
-        and (session_id is None or await device_is_new(session, session_id))
-    ):
-        if over_tx:
-            assert new_device.per_transaction is not None
-            raise _refuse(
-                "new_device_per_transaction", category, new_device.per_transaction, new_device.per_transaction
-            )
-        assert new_device.per_day is not None
-        raise _refuse(
-            "new_device_per_day", category, new_device.per_day, new_device.per_day - (totals[all_b] - amount)
-        )
+    plan = await planned_count(
+        session,
+        user_id=user_id,
+        level=level,
+        category=category,
+        amount=amount,
+        limit_exempt=limit_exempt,
+        session_id=session_id,
+        now=now,
+        device_check=device_check,
+    )
+    await plan.check(await _add_usage(session, user_id, list(plan.buckets), amount))
 
 
 async def remaining_for(

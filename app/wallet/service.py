@@ -20,8 +20,9 @@ The payer's wallet must have been opened (``wallet_not_found`` otherwise): a wal
 a verified citizen, so nobody pays from a wallet they never asked for. Refunds open it on demand (money
 owed to a citizen always has somewhere to land).
 
-Round trips of a payment on PostgreSQL: identity level (1), PIN (1 + the shared counters), usage upsert (1),
-the posting (1); the wallet's id is cached per process after its first lookup and the limit table for
+Round trips of a payment on PostgreSQL: identity level and name (1), PIN (1 + the shared counters), the usage
+upsert and the posting together (1: the ``wallet_pay`` function; on SQLite one hop to the connection's
+thread); the wallet's id is cached per process after its first lookup and the limit table for
 :data:`app.wallet.limits.CACHE_SECONDS`.
 """
 
@@ -42,9 +43,9 @@ from app.core.errors import AppError
 from app.identity.inbox import post_notification
 from app.identity.service import (
     ClosureRefusal,
-    find_user_id_by_phone,
-    get_user_brief,
-    identity_level,
+    full_name_of,
+    level_and_name,
+    payer_and_recipient,
     register_closure_check,
     verify_payment_pin,
 )
@@ -112,8 +113,15 @@ async def wallet_account_id(session: AsyncSession, user_id: uuid.UUID, *, create
 
 
 async def require_level(session: AsyncSession, user_id: uuid.UUID) -> int:
-    """``user_id``'s identity level, or ``identity_level_required`` below :data:`REQUIRED_LEVEL`."""
-    level = await identity_level(session, user_id)
+    """``user_id``'s identity level, or ``identity_level_required`` below :data:`REQUIRED_LEVEL`.
+
+    One statement that also reads the person's name, remembered for the transaction
+    (``identity.service.full_name_of``): a payment's notification or receipt then needs no second query."""
+    level, _name = await level_and_name(session, user_id)
+    return _required(level)
+
+
+def _required(level: int) -> int:
     if level < REQUIRED_LEVEL:
         raise IDENTITY_LEVEL_REQUIRED(
             "Cần xác thực danh tính mức 2 (VNeID mức 2 hoặc tại bộ phận một cửa) để dùng ví.",
@@ -169,16 +177,51 @@ async def pay_from_wallet(
     passes ``pin=None`` and its recorded ``authority`` (e.g. ``mandate:{id}``) instead, written into the
     entry's metadata; every other check and limit applies as for a PIN payment.
     """
+    return await _pay(
+        session,
+        level=None,
+        payer_id=payer_id,
+        session_id=session_id,
+        pin=pin,
+        category=category,
+        limit_exempt=limit_exempt,
+        credits=credits,
+        kind=kind,
+        reference=reference,
+        description=description,
+        metadata=metadata,
+        authority=authority,
+    )
+
+
+async def _pay(
+    session: AsyncSession,
+    *,
+    level: int | None,
+    payer_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+    pin: str | None,
+    category: str,
+    limit_exempt: bool,
+    credits: Sequence[tuple[uuid.UUID, int]],
+    kind: str,
+    reference: str,
+    description: str,
+    metadata: Mapping[str, Any],
+    authority: str | None = None,
+) -> Posted:
+    """:func:`pay_from_wallet`; ``level``: the payer's identity level if this transaction has just read it
+    (with the payer's PIN row, ``identity.service.payer_and_recipient``), else ``None`` to read it here."""
     if (pin is None) == (authority is None):
         raise LedgerError("a payment has either the payer's PIN or a recorded authority")
     amount = _total(credits)
-    level = await require_level(session, payer_id)
+    level = await require_level(session, payer_id) if level is None else _required(level)
     wallet = await wallet_account_id(session, payer_id, create=False)
     await require_linked_source(session, payer_id)
     await limits.check_per_transaction(session, level=level, category=category, amount=amount)
     if pin is not None:
         await verify_payment_pin(session, payer_id, pin)
-    await limits.count_payment(
+    plan = await limits.planned_count(
         session,
         user_id=payer_id,
         level=level,
@@ -200,7 +243,11 @@ async def pay_from_wallet(
             **({"authority": authority} if authority else {}),
         },
     )
-    return await ledger.post(session, entry)
+    # The usage upsert and the posting in ONE call; the limits are checked on the totals it returns
+    # (before an insufficient-funds refusal), and any refusal rolls both back with the caller's transaction.
+    return await ledger.post_counted(
+        session, entry, user_id=payer_id, buckets=plan.buckets, usage=amount, check=plan.check
+    )
 
 
 async def refund_to_wallet(
@@ -266,7 +313,9 @@ async def transfer(
     answer for both so wallets cannot be enumerated). Everything (posting, limits usage, notification) is in
     the caller's transaction.
     """
-    recipient = await find_user_id_by_phone(session, phone)
+    # One statement: the payer's level, name and PIN row, and the recipient's id and name.
+    level, found = await payer_and_recipient(session, payer_id, phone)
+    recipient, recipient_name = found if found is not None else (None, None)
     if recipient == payer_id:
         raise SELF_TRANSFER("Không thể chuyển tiền cho chính mình.", "You cannot send money to yourself.")
     not_found = RECIPIENT_NOT_FOUND(
@@ -279,8 +328,9 @@ async def transfer(
     except AppError as exc:
         raise not_found from exc
     reference = str(new_id())
-    posted = await pay_from_wallet(
+    posted = await _pay(
         session,
+        level=level,
         payer_id=payer_id,
         session_id=session_id,
         pin=pin,
@@ -292,9 +342,7 @@ async def transfer(
         description=message or "Chuyển tiền",
         metadata={"message": message, "to_user_id": str(recipient)},
     )
-    payer = await get_user_brief(session, payer_id)
-    receiver = await get_user_brief(session, recipient)
-    payer_name = (payer.full_name or "") if payer is not None else ""
+    payer_name = await full_name_of(session, payer_id) or ""
     money = f"{amount:,}".replace(",", ".")
     await post_notification(
         session,
@@ -310,7 +358,7 @@ async def transfer(
     return TransferDone(
         id=posted.entry_id,
         amount=amount,
-        recipient_name=mask_name((receiver.full_name or "") if receiver is not None else ""),
+        recipient_name=mask_name(recipient_name or ""),
         message=message,
         created_at=posted.created_at,
         available_after=posted.debited_available or 0,

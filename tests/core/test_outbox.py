@@ -25,6 +25,7 @@ from app.core.outbox import (
     PermanentDeliveryError,
     backoff_delay,
     enqueue,
+    enqueue_many,
     purge_delivered,
 )
 from tests.conftest import Backend
@@ -399,3 +400,20 @@ def test_logs_keep_message_ids_whole_and_mask_phone_numbers() -> None:
     message_id = "01a2067f-39a2-77f2-850a-75384704915c"  # its last group looks like a phone number
     event = _redact(None, "outbox_delivery_failed", {"message_id": message_id, "error": "SMS to 0912345678"})
     assert event == {"message_id": message_id, "error": "SMS to [number]"}
+
+
+async def test_several_keyed_messages_in_one_statement_keep_one_message_per_key(backend_env: Backend) -> None:
+    """``enqueue_many`` (the one-tap's confirmations, one per biller): one statement, the same rules as
+    ``enqueue`` with a key: a key already enqueued answers the first message's id and writes nothing."""
+    async with database(backend_env) as db:
+        first = await put(db, {"n": 1}, key="pay:1:a")
+        async with db.transaction() as session:
+            ids = await enqueue_many(
+                session, TOPIC, [({"n": 2}, "pay:1:a"), ({"n": 3}, "pay:1:b"), ({"n": 4}, "pay:1:c")]
+            )
+        assert ids[0] == first
+        assert len(set(ids)) == 3
+        assert await count_messages(db) == 3
+        receiver = Receiver()
+        assert await Dispatcher(db, handlers=registry(receiver)).dispatch_once() == 3
+    assert sorted(str(e.payload["n"]) for e in receiver.calls) == ["1", "3", "4"]

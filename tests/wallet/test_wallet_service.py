@@ -9,7 +9,7 @@ import pytest
 
 from app.core.db import Database
 from app.core.errors import AppError
-from app.wallet import ledger, service
+from app.wallet import ledger, limits, service
 from app.wallet.ledger import AccountType
 from tests.factories import in_app, make_user
 from tests.wallet.helpers import balance_of, fund
@@ -117,3 +117,29 @@ async def test_a_wallet_holding_money_refuses_account_closure(client: Any) -> No
     assert "wallet_balance_not_zero" in await in_app(client, lambda: refusals(rich.user_id))
     assert "wallet_balance_not_zero" not in await in_app(client, lambda: refusals(empty.user_id))
     assert "wallet_balance_not_zero" not in await in_app(client, lambda: refusals(none.user_id))
+
+
+async def test_limit_is_reported_before_funds_and_refused_usage_is_not_kept(client: Any) -> None:
+    """The usage count travels with the posting (one call): a payment over both a limit and the balance is
+    refused for the limit (what the customer can act on), and no refused payment counts against a limit."""
+    db: Database = client.app.state.db
+
+    async def tighten() -> None:
+        async with db.transaction() as session:
+            await limits.set_limit(session, 2, "electricity", limits.Limits(None, 120_000, None))
+
+    await in_app(client, tighten)
+    payer = await make_user(client)
+    wallet = await fund(client, payer.user_id, 100_000)
+    biller = await _payable(client)
+    with pytest.raises(AppError) as refused:
+        await _pay(client, payer, [(biller, 150_000)])  # over the day's 120,000 and over the 100,000 held
+    assert refused.value.kind.code == "limit_exceeded"
+    assert refused.value.extra["limit"] == "per_day"
+    assert refused.value.extra["remaining"] == 120_000
+    await _pay(client, payer, [(biller, 90_000)])  # the refused 150,000 was not counted
+    with pytest.raises(AppError) as again:
+        await _pay(client, payer, [(biller, 40_000)])  # 130,000 today: over the limit (and the balance)
+    assert again.value.extra["remaining"] == 30_000
+    assert await _code(client, payer, [(biller, 20_000)]) == "insufficient_funds"  # within the limit
+    assert await balance_of(client, wallet) == 10_000

@@ -62,6 +62,15 @@ class Counters(ABC):
     @abstractmethod
     async def reset(self, key: str) -> None: ...
 
+    async def hit_unless(self, key: str, window_seconds: int, guard: str) -> tuple[Hit | None, Hit | None]:
+        """If counter ``guard`` is live (count > 0): ``(guard's state, None)``, counting nothing; otherwise
+        :meth:`hit` ``key``: ``(None, its state)``. A lock checked and an attempt counted in one step (one
+        round trip on Redis, where it is also atomic)."""
+        held = await self.peek(guard)
+        if held is not None and held.count > 0:
+            return held, None
+        return None, await self.hit(key, window_seconds)
+
 
 class Lock(ABC):
     @abstractmethod

@@ -65,6 +65,24 @@ end
 return {tonumber(count), redis.call('PTTL', KEYS[1])}
 """
 
+# hit_unless: if the guard counter is live, report it and count nothing; else the _HIT of KEYS[1].
+_HIT_UNLESS = """
+local held = redis.call('GET', KEYS[2])
+if held and tonumber(held) > 0 then
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl ~= -2 then
+    return {1, tonumber(held), ttl}
+  end
+end
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {0, count, ttl}
+"""
+
 # Delete the lock only if it still holds our token: a holder whose lease ran out must not free the lock
 # that someone else has taken since.
 _RELEASE = """
@@ -150,6 +168,7 @@ class RedisCounters(_RedisStore, Counters):
         super().__init__(client, prefix, health)
         self._hit = client.register_script(_HIT)
         self._peek = client.register_script(_PEEK)
+        self._hit_unless = client.register_script(_HIT_UNLESS)
 
     async def hit(self, key: str, window_seconds: int, amount: int = 1) -> Hit:
         if window_seconds <= 0:
@@ -170,6 +189,15 @@ class RedisCounters(_RedisStore, Counters):
 
     async def reset(self, key: str) -> None:
         await self._health.run(lambda: self._client.delete(self._key(key)))
+
+    async def hit_unless(self, key: str, window_seconds: int, guard: str) -> tuple[Hit | None, Hit | None]:
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
+        held, count, ttl_ms = await self._health.run(
+            lambda: self._hit_unless(keys=[self._key(key), self._key(guard)], args=[1, window_seconds * 1000])
+        )
+        state = Hit(count=int(count), retry_after=_seconds(int(ttl_ms)))
+        return (state, None) if int(held) else (None, state)
 
 
 class RedisLock(_RedisStore, Lock):

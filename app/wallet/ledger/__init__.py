@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,6 +68,7 @@ __all__ = [
     "fold_balance_deltas",
     "hold",
     "post",
+    "post_counted",
     "release",
     "release_expired_holds",
     "reverse",
@@ -104,6 +106,32 @@ async def post(session: AsyncSession, entry: Entry, *, capture_hold: uuid.UUID |
     """
     validate_entry(entry)
     result = await backend_for(session).post(session, entry, entry.entry_id or new_id(), capture_hold)
+    if isinstance(result, Refusal):
+        raise _refused(result)
+    return result
+
+
+async def post_counted(
+    session: AsyncSession,
+    entry: Entry,
+    *,
+    user_id: uuid.UUID,
+    buckets: Sequence[str],
+    usage: int,
+    check: Callable[[dict[str, int]], Awaitable[None]],
+) -> Posted:
+    """:func:`post`, adding ``usage`` to ``user_id``'s ``wallet_usage`` rows ``buckets`` in the same call
+    (PostgreSQL: the ``wallet_pay`` function, one round trip; SQLite: one hop to the connection's thread).
+
+    ``check(totals)`` gets the buckets' new totals and raises to refuse the payment (a limit); it runs
+    before an ``insufficient_funds`` refusal is raised, so a limit is reported first, as when the usage was
+    counted before posting. Either refusal leaves the usage and the entry for the caller's rollback.
+    """
+    validate_entry(entry)
+    result, totals = await backend_for(session).post_counted(
+        session, entry, entry.entry_id or new_id(), user_id, sorted(buckets), usage
+    )
+    await check(totals)
     if isinstance(result, Refusal):
         raise _refused(result)
     return result

@@ -191,6 +191,19 @@ class LedgerBackend(ABC):
         """Post ``entry``; with ``capture_hold``, consume that active hold on the same account in it."""
 
     @abstractmethod
+    async def post_counted(
+        self,
+        session: AsyncSession,
+        entry: Entry,
+        entry_id: uuid.UUID,
+        user_id: uuid.UUID,
+        buckets: Sequence[str],
+        usage: int,
+    ) -> tuple[Posted | Refusal, dict[str, int]]:
+        """Add ``usage`` to ``user_id``'s ``wallet_usage`` ``buckets`` (sorted: the lock order), then post
+        ``entry``, in one round trip; returns the posting's result and the buckets' new totals."""
+
+    @abstractmethod
     async def hold(
         self,
         session: AsyncSession,

@@ -15,6 +15,7 @@ change is appended to ``ledger_balance_deltas`` and folded into their row later 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ import msgspec
 from asyncpg.exceptions import ForeignKeyViolationError, InvalidParameterValueError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import note_raw_call
 from app.wallet.errors import LedgerError
 from app.wallet.ledger.base import Balance, Entry, LedgerBackend, Posted, Refusal
 
@@ -30,6 +32,10 @@ __all__ = ["PostgresLedger", "asyncpg_connection"]
 _POST = (
     "SELECT status, account_id, available, posted_at "
     "FROM ledger_post($1, $2, $3, $4, $5, $6::uuid[], $7::bigint[], $8, $9)"
+)
+_PAY = (
+    "SELECT status, account_id, available, posted_at, totals "
+    "FROM wallet_pay($1, $2::text[], $3, $4, $5, $6, $7, $8, $9::uuid[], $10::bigint[])"
 )
 _HOLD = "SELECT status, balance, held FROM ledger_hold($1, $2, $3, $4, $5, $6)"
 _RELEASE = "SELECT status, account_id, balance, held FROM ledger_release($1)"
@@ -55,6 +61,7 @@ async def asyncpg_connection(session: AsyncSession) -> Any:
     the driver before that would run outside the transaction (and SQLAlchemy's COMMIT would then do
     nothing), so the adapter's transaction is started here first.
     """
+    note_raw_call()
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     adapted = cast(Any, raw.dbapi_connection)
@@ -89,6 +96,40 @@ class PostgresLedger(LedgerBackend):
         if status != "ok":
             return Refusal(status, account_id, available)
         return Posted(entry_id, cast(datetime, posted_at), account_id, available)
+
+    async def post_counted(
+        self,
+        session: AsyncSession,
+        entry: Entry,
+        entry_id: uuid.UUID,
+        user_id: uuid.UUID,
+        buckets: Sequence[str],
+        usage: int,
+    ) -> tuple[Posted | Refusal, dict[str, int]]:
+        conn = await asyncpg_connection(session)
+        try:
+            row = await conn.fetchrow(
+                _PAY,
+                user_id,
+                list(buckets),
+                usage,
+                entry_id,
+                entry.kind,
+                entry.reference,
+                entry.description,
+                msgspec.json.encode(entry.metadata).decode() if entry.metadata else "{}",
+                [p.account_id for p in entry.postings],
+                [p.amount for p in entry.postings],
+            )
+        except ForeignKeyViolationError as exc:
+            raise LedgerError("an entry posts to an account that does not exist") from exc
+        except InvalidParameterValueError as exc:
+            raise LedgerError(str(exc)) from exc
+        status, account_id, available, posted_at, totals = row
+        counted = dict(zip(buckets, (int(t) for t in totals), strict=True))
+        if status != "ok":
+            return Refusal(status, account_id, available), counted
+        return Posted(entry_id, cast(datetime, posted_at), account_id, available), counted
 
     async def hold(
         self,

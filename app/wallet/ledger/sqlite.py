@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import note_raw_call
 from app.wallet.errors import LedgerError
 from app.wallet.ledger.base import Balance, Entry, LedgerBackend, Posted, Refusal
 
@@ -39,6 +40,7 @@ async def run_in_connection_thread(
     Refuses a write outside a ``BEGIN IMMEDIATE`` transaction (``Database.transaction()``): a deferred
     transaction that reads and then writes can fail with ``database is locked`` under concurrency.
     """
+    note_raw_call()
     connection = await session.connection()
     options = connection.sync_connection.get_execution_options() if connection.sync_connection else {}
     if write and options.get("sqlite_begin") != "IMMEDIATE":
@@ -173,7 +175,49 @@ def _release(conn: sqlite3.Connection, hold_id: str, now: datetime) -> tuple[str
     return ("ok", account, int(balance), int(held))
 
 
+def _post_counted(
+    conn: sqlite3.Connection,
+    user_id: str,
+    buckets: Sequence[str],
+    usage: int,
+    entry_id: str,
+    entry: Entry,
+    now: datetime,
+) -> tuple[tuple[str, str | None, int | None], list[int]]:
+    totals = [
+        int(
+            conn.execute(
+                "INSERT INTO wallet_usage (user_id, bucket, amount) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, bucket) DO UPDATE SET amount = amount + excluded.amount "
+                "RETURNING amount",
+                (user_id, bucket, usage),
+            ).fetchone()[0]
+        )
+        for bucket in buckets
+    ]
+    return _post(conn, entry_id, entry, None, now), totals
+
+
 class SqliteLedger(LedgerBackend):
+    async def post_counted(
+        self,
+        session: AsyncSession,
+        entry: Entry,
+        entry_id: uuid.UUID,
+        user_id: uuid.UUID,
+        buckets: Sequence[str],
+        usage: int,
+    ) -> tuple[Posted | Refusal, dict[str, int]]:
+        now = datetime.now(UTC)
+        (status, account, available), totals = await run_in_connection_thread(
+            session, _post_counted, user_id.hex, list(buckets), usage, entry_id.hex, entry, now
+        )
+        counted = dict(zip(buckets, totals, strict=True))
+        account_id = uuid.UUID(account) if account else None
+        if status != "ok":
+            return Refusal(status, account_id, available), counted
+        return Posted(entry_id, now, account_id, available), counted
+
     async def post(
         self, session: AsyncSession, entry: Entry, entry_id: uuid.UUID, capture_hold: uuid.UUID | None
     ) -> Posted | Refusal:

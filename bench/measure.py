@@ -1,0 +1,54 @@
+"""What a request costs the server, measured from outside it: CPU and database statements.
+
+Rates on a shared machine swing with the other processes' load; CPU time per request and statements per
+request do not, so the benchmarks print them next to the rates:
+- :func:`tree_cpu_seconds`: user + system CPU of the server process and all its descendants (granian runs
+  its workers as child processes), from ``/proc``; the database server's CPU is not in it.
+- :func:`statements`: the app's ``hue_db_statements_total`` counter from ``/metrics`` (every SQLAlchemy
+  statement plus the money paths' raw driver calls; BEGIN/COMMIT are not counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants (0 if it is gone)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+        todo += _children(current)
+    return total
+
+
+async def statements(host: str, port: int) -> float:
+    """The server's ``hue_db_statements_total`` (sum over its worker processes' answers: one worker here)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    body = await reader.read()
+    writer.close()
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("hue_db_statements_total"):
+            return float(line.split()[-1])
+    return float("nan")
