@@ -98,6 +98,7 @@ __all__ = [
     "fee_of",
     "find_api_key",
     "get_merchant",
+    "get_qr_payment",
     "merchant_view",
     "order_view",
     "pay_by_qr",
@@ -693,6 +694,44 @@ async def list_payments(
             names[payment.payer_id] = mask_name(brief.full_name) if brief and brief.full_name else None
         items.append(payment_view(payment, merchant, payer=names[payment.payer_id]))
     return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+@dataclass(frozen=True, slots=True)
+class QrPaymentFacts:
+    """A QR payment as another module (complaints) needs it: who paid whom, how much, how much is left."""
+
+    id: uuid.UUID
+    payer_id: uuid.UUID
+    merchant_id: uuid.UUID
+    amount: int
+    refunded: int
+    paid_at: datetime
+    merchant_name: str
+    merchant_payable_account_id: uuid.UUID
+
+
+async def get_qr_payment(session: AsyncSession, payment_id: uuid.UUID) -> QrPaymentFacts | None:
+    """The facts of one merchant payment by id (no access check: the caller checks ``payer_id``)."""
+    row = (
+        await session.execute(
+            select(MerchantPayment, Merchant.name, Merchant.payable_account_id)
+            .join(Merchant, Merchant.id == MerchantPayment.merchant_id)
+            .where(MerchantPayment.id == payment_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    payment, name, payable = row
+    return QrPaymentFacts(
+        id=payment.id,
+        payer_id=payment.payer_id,
+        merchant_id=payment.merchant_id,
+        amount=payment.amount,
+        refunded=payment.refunded,
+        paid_at=payment.paid_at,
+        merchant_name=name,
+        merchant_payable_account_id=payable,
+    )
 
 
 # --- refunds ----------------------------------------------------------------------------------------------
