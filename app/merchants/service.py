@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import record as audit
 from app.core.db import new_id, utcnow
-from app.core.errors import FORBIDDEN, VALIDATION_FAILED
+from app.core.errors import FORBIDDEN, VALIDATION_FAILED, AppError
 from app.core.outbox import enqueue
 from app.core.security import Caller
 from app.core.settings import Settings
@@ -97,8 +97,10 @@ __all__ = [
     "decide",
     "fee_of",
     "find_api_key",
+    "find_merchants",
     "get_merchant",
     "get_qr_payment",
+    "list_merchants_by_status",
     "merchant_view",
     "order_view",
     "pay_by_qr",
@@ -368,6 +370,32 @@ async def decide(
     )
     await session.flush()
     return await merchant_out(session, merchant)
+
+
+async def list_merchants_by_status(session: AsyncSession, status: str, *, limit: int) -> list[Merchant]:
+    """Merchants in one state, oldest first (the admin API's review list and the console's)."""
+    return list(
+        await session.scalars(
+            select(Merchant).where(Merchant.status == status).order_by(Merchant.created_at).limit(limit)
+        )
+    )
+
+
+async def find_merchants(session: AsyncSession, query: str) -> list[Merchant]:
+    """The merchant with this id or tax code (any accepted shape: ``3300101234-001`` = ``3300101234001``)."""
+    query = query.strip()
+    try:
+        merchant_id: uuid.UUID | None = uuid.UUID(query)
+    except ValueError:
+        merchant_id = None
+    if merchant_id is not None:
+        found = await session.get(Merchant, merchant_id)
+        return [found] if found is not None else []
+    try:
+        tax_code = business_type_of(query)[0]
+    except AppError:
+        return []
+    return list(await session.scalars(select(Merchant).where(Merchant.tax_code == tax_code)))
 
 
 async def add_store(session: AsyncSession, merchant: Merchant, data: StoreIn) -> StoreOut:
