@@ -255,6 +255,13 @@ async def test_support_reviews_merchants_over_the_merchants_module(client: Async
 
     support = Desk(client)
     await support.sign_in(support_user.phone)
+
+    async def acceptance_points() -> str:
+        found = re.search(r'id="fig-acceptance">([^<]*)<', (await support.get("/console/admin")).text)
+        assert found is not None
+        return found.group(1)
+
+    assert await acceptance_points() == "0", "a pending merchant's store takes no payment"
     pending = await support.get("/console/admin/merchants")
     assert pending.status_code == 200
     assert "Quán Chè Hẻm" in pending.text
@@ -271,6 +278,7 @@ async def test_support_reviews_merchants_over_the_merchants_module(client: Async
     await support.post(f"/console/admin/merchants/{hen}/reject", {"reason": "Mã số thuế không khớp"})
     assert (await support.post(f"/console/admin/merchants/{che}/approve", {})).status_code == 303
     assert 'data-status="approved"' in (await support.get(f"/console/admin/merchants?q={che}")).text
+    assert await acceptance_points() == "1"
 
     # The API sees the same decisions
     async def listed(status: str) -> list[str]:
@@ -285,3 +293,8 @@ async def test_support_reviews_merchants_over_the_merchants_module(client: Async
     assert await listed("pending") == []
     mine = await client.get(f"/api/v1/merchants/{che}", headers=owner.headers)
     assert mine.json()["status"] == "approved"
+    # Suspended: its store stops counting as an acceptance point
+    await support.get(f"/console/admin/merchants?q={che}")
+    await support.post(f"/console/admin/merchants/{che}/suspend", {"reason": "Khách phản ánh nhiều lần"})
+    assert await listed("suspended") == [che]
+    assert await acceptance_points() == "0"
