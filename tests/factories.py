@@ -290,3 +290,24 @@ async def link_bank_account(
             return source.id
 
     return await in_app(client_or_app, run)
+
+
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def auto_idempotency_keys(monkeypatch: Any) -> None:
+    """Every state-changing request an httpx client builds gets a fresh ``Idempotency-Key`` unless it
+    carries one: for suites that test what a route does, not the key (each request is a new operation).
+    The key's semantics on those routes are tested with explicit keys (modules setting
+    ``EXPLICIT_IDEMPOTENCY_KEYS = True`` opt out)."""
+    import httpx
+
+    original = httpx.AsyncClient.build_request
+
+    def build_request(self: httpx.AsyncClient, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+        request = original(self, method, url, **kwargs)
+        if method.upper() in _STATE_CHANGING and "Idempotency-Key" not in request.headers:
+            request.headers["Idempotency-Key"] = uuid.uuid4().hex
+        return request
+
+    monkeypatch.setattr(httpx.AsyncClient, "build_request", build_request)

@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, delete, get, put
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bills import service
 from app.bills.clock import local_today
@@ -34,8 +35,17 @@ from app.bills.schemas import (
     SaveCodeIn,
     SavedCode,
 )
+from app.core.audit import client_address, record
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
+from app.core.idempotency import (
+    IDEMPOTENCY_ERRORS,
+    IdempotencyKey,
+    idempotent,
+    idempotent_response,
+    request_fingerprint,
+    scope_of,
+)
 from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty, require_roles
 from app.core.settings import Settings
@@ -100,6 +110,7 @@ class BillerCatalogueController(Controller):
         guards=[require_roles("citizen")],
         opt={
             "errors": [
+                *IDEMPOTENCY_ERRORS,
                 BILLER_NOT_FOUND,
                 INVALID_CUSTOMER_CODE,
                 CUSTOMER_CODE_NOT_FOUND,
@@ -148,6 +159,7 @@ class MyBillsController(Controller):
         summary="Save (or rename) a customer code",
         opt={
             "errors": [
+                *IDEMPOTENCY_ERRORS,
                 BILLER_NOT_FOUND,
                 INVALID_CUSTOMER_CODE,
                 CUSTOMER_CODE_NOT_FOUND,
@@ -158,32 +170,65 @@ class MyBillsController(Controller):
     )
     async def save_code(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         gateway: NamedDependency[BillerGateway],
         caller: NamedDependency[Caller],
         biller_code: BillerCode,
         customer_code: CustomerCode,
         data: JSONBody[SaveCodeIn],
-    ) -> SavedCode:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[SavedCode]:
         """Keep a household's code with a nickname ("Nhà bố mẹ") so its bills appear in the inbox. Saving
         the same code again only renames it (safe to retry). A fetch biller is asked first: an unknown code
         is refused."""
-        return await service.save_code(db, gateway, caller.user_id, biller_code, customer_code, data.nickname)
+        checked: list[service.CodeToSave] = []
+
+        async def prepare() -> None:
+            checked.append(await service.check_code_to_save(db, gateway, biller_code, customer_code))
+
+        async def effect(session: AsyncSession) -> SavedCode:
+            return await service.store_saved_code(session, caller.user_id, checked[0], data.nickname)
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=data,
+            effect=effect,
+            status_code=200,
+            prepare=prepare,
+        )
 
     @delete(
         "/customer-codes/{saved_id:uuid}",
         operation_id="deleteSavedCustomerCode",
         summary="Forget a saved customer code",
-        opt={"errors": [SAVED_CODE_NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, SAVED_CODE_NOT_FOUND]},
     )
     async def delete_code(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         saved_id: Annotated[uuid.UUID, PathParameter(description="Id of the saved code.")],
-    ) -> None:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """Its bills leave the inbox; nothing else changes."""
-        await service.delete_saved_code(db, caller.user_id, saved_id)
+
+        async def effect(session: AsyncSession) -> None:
+            await service.delete_saved_code(session, caller.user_id, saved_id)
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=204,
+        )
 
     @get(
         "/bills",
@@ -250,19 +295,41 @@ class BillerAdminController(Controller):
         operation_id="adminPutBiller",
         summary="Declare or replace a biller",
         responses={201: ResponseSpec(BillerAdmin, description="The biller was created.")},
-        opt={"errors": [INVALID_BILLER]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, INVALID_BILLER]},
     )
     async def put_one(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
+        caller: NamedDependency[Caller],
         biller_code: BillerCode,
         data: JSONBody[BillerIn],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[BillerAdmin]:
         """Creates the biller (201) or replaces its whole declaration (200); the code never changes. A
-        category outside the legal exemptions cannot be limit-exempt; a fetch biller needs a connector."""
-        biller, created = await service.put_biller(db, biller_code, data, production=settings.is_production)
-        return Response(service.biller_admin_view(biller), status_code=201 if created else 200)
+        category outside the legal exemptions cannot be limit-exempt; a fetch biller needs a connector.
+        Recorded in the audit trail; a retry with the same Idempotency-Key answers the first response."""
+        fingerprint = request_fingerprint(request.method, request.url.path, data, query=request.url.query)
+        async with idempotent(
+            db, scope=scope_of(caller), key=idempotency_key, fingerprint=fingerprint
+        ) as unit:
+            if unit.replay is not None:
+                return unit.replay.to_response()
+            biller, created = await service.save_biller(
+                unit.session, biller_code, data, production=settings.is_production
+            )
+            await record(
+                unit.session,
+                actor=caller,
+                action="bills.biller_saved",
+                object_type="biller",
+                object_id=biller_code,
+                client_address=client_address(request),
+                details={"created": created},
+            )
+            stored = unit.record(201 if created else 200, service.biller_admin_view(biller))
+        return stored.to_response()
 
 
 bills_routes = [BillerCatalogueController, MyBillsController, BillerAdminController]

@@ -57,10 +57,12 @@ from app.core.db import Database, new_id, utcnow
 
 __all__ = [
     "DUE_SOON_DAYS",
+    "CodeToSave",
     "RefreshReport",
     "bill_detail",
     "biller_admin_view",
     "biller_public_view",
+    "check_code_to_save",
     "connector_config",
     "customer_input",
     "delete_saved_code",
@@ -73,8 +75,10 @@ __all__ = [
     "put_biller",
     "refresh_customer",
     "refresh_saved_codes",
+    "save_biller",
     "save_code",
     "store_presented",
+    "store_saved_code",
 ]
 
 log = structlog.get_logger("app.bills")
@@ -174,6 +178,14 @@ def _validate_biller(data: BillerIn, *, production: bool) -> bool:
 
 async def put_biller(db: Database, code: str, data: BillerIn, *, production: bool) -> tuple[Biller, bool]:
     """Create the biller ``code`` or replace its declaration; returns it and whether it was created."""
+    async with db.transaction() as session:
+        return await save_biller(session, code, data, production=production)
+
+
+async def save_biller(
+    session: AsyncSession, code: str, data: BillerIn, *, production: bool
+) -> tuple[Biller, bool]:
+    """:func:`put_biller` in the caller's unit of work."""
     limit_exempt = _validate_biller(data, production=production)
     values: dict[str, Any] = {
         "name": data.name.strip(),
@@ -191,17 +203,16 @@ async def put_biller(db: Database, code: str, data: BillerIn, *, production: boo
         "agency_code": data.agency_code,
         "active": data.active,
     }
-    async with db.transaction() as session:
-        biller = await session.scalar(select(Biller).where(Biller.code == code).with_for_update())
-        created = biller is None
-        if biller is None:
-            biller = Biller(code=code, **values)
-            session.add(biller)
-        else:
-            for key, value in values.items():
-                setattr(biller, key, value)
-        await session.flush()
-        await session.refresh(biller)
+    biller = await session.scalar(select(Biller).where(Biller.code == code).with_for_update())
+    created = biller is None
+    if biller is None:
+        biller = Biller(code=code, **values)
+        session.add(biller)
+    else:
+        for key, value in values.items():
+            setattr(biller, key, value)
+    await session.flush()
+    await session.refresh(biller)
     log.info("biller_saved", biller=code, created=created, active=data.active)
     return biller, created
 
@@ -422,32 +433,58 @@ async def save_code(
 ) -> SavedCode:
     """Keep a customer code with a nickname (saving it again renames it). A fetch biller is asked first, so
     an unknown code is refused (404 ``customer_code_not_found``) and the inbox starts with its bills."""
+    checked = await check_code_to_save(db, gateway, biller_code, raw_code)
+    async with db.transaction() as session:
+        return await store_saved_code(session, user_id, checked, nickname)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeToSave:
+    """A customer code checked by :func:`check_code_to_save`, ready for :func:`store_saved_code`."""
+
+    biller_id: uuid.UUID
+    customer_code: str
+
+
+async def check_code_to_save(
+    db: Database, gateway: BillerGateway, biller_code: str, raw_code: str
+) -> CodeToSave:
+    """Normalise ``raw_code`` by the biller's rule; a fetch biller is asked (its bills are stored, in a
+    transaction of their own) and an unknown code refused (404 ``customer_code_not_found``)."""
     async with db.read() as session:
         biller = await get_biller(session, biller_code)
     code = normalise_code(customer_input(biller), raw_code)
     if biller.presentment == "fetch":
         await _fetch_and_store(db, gateway, biller, code)
-    now = utcnow()
-    async with db.transaction() as session:
-        statement = _insert(session)(SavedCustomerCode).values(
-            id=new_id(),
-            created_at=now,
-            user_id=user_id,
-            biller_id=biller.id,
-            customer_code=code,
-            nickname=nickname.strip(),
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[
-                SavedCustomerCode.user_id,
-                SavedCustomerCode.biller_id,
-                SavedCustomerCode.customer_code,
-            ],
-            set_={"nickname": statement.excluded.nickname},
-        )
-        await session.execute(statement)
-    saved = await _saved_codes(
-        db, user_id, SavedCustomerCode.biller_id == biller.id, SavedCustomerCode.customer_code == code
+    return CodeToSave(biller.id, code)
+
+
+async def store_saved_code(
+    session: AsyncSession, user_id: uuid.UUID, checked: CodeToSave, nickname: str
+) -> SavedCode:
+    """Save (or rename) a checked code in the caller's unit of work."""
+    statement = _insert(session)(SavedCustomerCode).values(
+        id=new_id(),
+        created_at=utcnow(),
+        user_id=user_id,
+        biller_id=checked.biller_id,
+        customer_code=checked.customer_code,
+        nickname=nickname.strip(),
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[
+            SavedCustomerCode.user_id,
+            SavedCustomerCode.biller_id,
+            SavedCustomerCode.customer_code,
+        ],
+        set_={"nickname": statement.excluded.nickname},
+    )
+    await session.execute(statement)
+    saved = await _saved_codes_in(
+        session,
+        user_id,
+        SavedCustomerCode.biller_id == checked.biller_id,
+        SavedCustomerCode.customer_code == checked.customer_code,
     )
     return saved[0]
 
@@ -458,6 +495,11 @@ async def list_saved_codes(db: Database, user_id: uuid.UUID) -> list[SavedCode]:
 
 
 async def _saved_codes(db: Database, user_id: uuid.UUID, *conditions: Any) -> list[SavedCode]:
+    async with db.read() as session:
+        return await _saved_codes_in(session, user_id, *conditions)
+
+
+async def _saved_codes_in(session: AsyncSession, user_id: uuid.UUID, *conditions: Any) -> list[SavedCode]:
     unpaid = and_(
         Bill.biller_id == SavedCustomerCode.biller_id,
         Bill.customer_code == SavedCustomerCode.customer_code,
@@ -472,8 +514,7 @@ async def _saved_codes(db: Database, user_id: uuid.UUID, *conditions: Any) -> li
         .group_by(SavedCustomerCode.id, Biller.id)
         .order_by(SavedCustomerCode.created_at, SavedCustomerCode.id)
     )
-    async with db.read() as session:
-        rows = (await session.execute(query)).all()
+    rows = (await session.execute(query)).all()
     return [
         SavedCode(
             id=str(saved.id),
@@ -488,17 +529,16 @@ async def _saved_codes(db: Database, user_id: uuid.UUID, *conditions: Any) -> li
     ]
 
 
-async def delete_saved_code(db: Database, user_id: uuid.UUID, saved_id: uuid.UUID) -> None:
+async def delete_saved_code(session: AsyncSession, user_id: uuid.UUID, saved_id: uuid.UUID) -> None:
     """Forget a saved code; another citizen's code (or none) is 404."""
-    async with db.transaction() as session:
-        saved = await session.scalar(
-            select(SavedCustomerCode).where(
-                SavedCustomerCode.id == saved_id, SavedCustomerCode.user_id == user_id
-            )
+    saved = await session.scalar(
+        select(SavedCustomerCode).where(
+            SavedCustomerCode.id == saved_id, SavedCustomerCode.user_id == user_id
         )
-        if saved is None:
-            raise SAVED_CODE_NOT_FOUND()
-        await session.delete(saved)
+    )
+    if saved is None:
+        raise SAVED_CODE_NOT_FOUND()
+    await session.delete(saved)
 
 
 @dataclass(frozen=True, slots=True)

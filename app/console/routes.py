@@ -280,28 +280,37 @@ class OfficerPages(Controller):
         here = f"{BASE}/officer/dossiers/{dossier_id}"
         try:
             if action == "accept":
-                await dossiers.accept(db, settings, caller, dossier_id, note)
+                await _in_transaction(db, dossiers.accept, settings, caller, dossier_id, note)
             elif action == "deny":
-                await dossiers.deny(db, caller, dossier_id, _required(reason, state))
+                await _in_transaction(db, dossiers.deny, caller, dossier_id, _required(reason, state))
             elif action == "process":
-                await dossiers.process(db, caller, dossier_id, note)
+                await _in_transaction(db, dossiers.process, caller, dossier_id, note)
             elif action == "transfer":
-                await dossiers.transfer(db, caller, dossier_id, note)
+                await _in_transaction(db, dossiers.transfer, caller, dossier_id, note)
                 here = f"{BASE}/officer/dossiers"
             elif action == "request-supplement":
-                await dossiers.request_supplement(db, caller, dossier_id, _required(reason, state))
+                await _in_transaction(
+                    db, dossiers.request_supplement, caller, dossier_id, _required(reason, state)
+                )
             elif action == "fee":
-                await dossiers.set_fee_after(
-                    db, caller, dossier_id, _amount(await _field(request, "amount")), note
+                await _in_transaction(
+                    db,
+                    dossiers.set_fee_after,
+                    caller,
+                    dossier_id,
+                    _amount(await _field(request, "amount")),
+                    note,
                 )
             elif action == "approve":
                 upload = (await request.form()).get("file")
                 if not isinstance(upload, UploadFile) or not upload.filename:
                     raise _missing("file")
                 checked = check_file(settings, upload.filename, await upload.read())
-                await dossiers.approve(db, settings, file_store(settings), caller, dossier_id, checked, note)
+                await _in_transaction(
+                    db, dossiers.approve, settings, file_store(settings), caller, dossier_id, checked, note
+                )
             elif action == "stop":
-                await dossiers.stop(db, caller, dossier_id, _required(reason, state))
+                await _in_transaction(db, dossiers.stop, caller, dossier_id, _required(reason, state))
             elif action == "return-result" and (hand_over := _return_result()) is not None:
                 await hand_over(db, caller, dossier_id)
             else:
@@ -332,8 +341,9 @@ class OfficerPages(Controller):
                 born = date.fromisoformat(form["date_of_birth"])
             except ValueError:
                 raise _missing("date_of_birth") from None
-            await service.verify_at_desk(
+            await _in_transaction(
                 db,
+                service.verify_at_desk,
                 caller_of(request),
                 phone=form["phone"],
                 cccd=form["cccd"],
@@ -354,6 +364,14 @@ class OfficerPages(Controller):
 
 def _fee_due(collection: str | None) -> Any:
     return collection if collection in ("first", "after") else None
+
+
+async def _in_transaction(
+    db: Database, action: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+) -> Any:
+    """Run one workflow service function (they take the session) as its own unit of work, as the API does."""
+    async with db.transaction() as session:
+        return await action(session, *args, **kwargs)
 
 
 def _return_result() -> Callable[[Database, Caller, uuid.UUID], Awaitable[Any]] | None:
@@ -476,7 +494,8 @@ class AdminPages(Controller):
         state = console_state(request)
         if what in ("lock", "unlock"):
             try:
-                await set_lock_as(db, caller_of(request), user_id, locked=what == "lock")
+                async with db.transaction() as session:
+                    await set_lock_as(session, caller_of(request), user_id, locked=what == "lock")
                 state.flash("ok", translator(state.lang)("done_ok"))
             except AppError as exc:
                 flash_error(request, exc)

@@ -379,9 +379,29 @@ class IdempotentUnit:
         return StoredResponse(status_code, _encode(status_code, content))
 
 
+async def _stored(session: AsyncSession, scope: str, key: str, fingerprint: bytes) -> StoredResponse | None:
+    """The response stored under ``key`` (a replay), None when there is none; 422 when the request differs.
+    A plain read without any lock: only for the look-up before :func:`idempotent`'s ``prepare``."""
+    connection = await session.connection()
+    row = (await connection.execute(_LOOKUP, {"scope": scope, "key": key})).one_or_none()
+    if row is None:
+        return None
+    if bytes(row.fingerprint) != fingerprint:
+        raise IDEMPOTENCY_KEY_REUSED(
+            "Khóa này đã được dùng cho một yêu cầu khác; hãy tạo khóa mới cho yêu cầu mới",
+            "This key was used for a different request; use a new key for a new request",
+        )
+    return StoredResponse(int(row.status_code), bytes(row.body), replayed=True)
+
+
 @asynccontextmanager
 async def idempotent(
-    db: Database, *, scope: str, key: str | None, fingerprint: bytes
+    db: Database,
+    *,
+    scope: str,
+    key: str | None,
+    fingerprint: bytes,
+    prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[IdempotentUnit]:
     """One write transaction guarded by ``key``: effect, stored response and commit, all or nothing.
 
@@ -389,6 +409,15 @@ async def idempotent(
     422 ``idempotency_key_reused``. In the block, if ``unit.replay`` is set, answer it and do nothing else;
     otherwise perform the effect with ``unit.session`` and call ``unit.record(status, content)``. An
     exception in the block rolls everything back and stores nothing.
+
+    ``prepare`` is work that must commit on its own even when the effect is then refused, and must not be
+    repeated by a replay: consuming a one-time code (a wrong try is counted, committed, before the refusal),
+    asking an outside provider, writing a file to the file store. It runs once the key is known not to be
+    stored (a plain look-up; a stored key is replayed without calling it), while this process holds the key,
+    and before the effect's transaction opens. It opens its own transactions; an exception from it is the
+    answer and stores nothing. Across processes, a request with the same key arriving while the first is
+    between ``prepare`` and its commit runs its own ``prepare`` (which, for a one-time code, is refused:
+    the code is spent) instead of getting 409.
     """
     key = _check(scope, key)
     in_flight = _IN_FLIGHT.setdefault(db, set())
@@ -397,6 +426,13 @@ async def idempotent(
         raise _in_progress()
     in_flight.add(token)
     try:
+        if prepare is not None:
+            async with db.read() as session:
+                stored = await _stored(session, scope, key, fingerprint)
+                if stored is not None:
+                    yield IdempotentUnit(session, stored)
+                    return
+            await prepare()
         async with db.transaction() as session:
             claim = await claim_idempotency_key(session, scope, key, fingerprint)
             unit = IdempotentUnit(session, claim.replay)
@@ -417,9 +453,11 @@ async def run_idempotent(
     fingerprint: bytes,
     effect: Callable[[AsyncSession], Awaitable[Any]],
     status_code: int = 201,
+    prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> StoredResponse:
-    """Run ``effect(session)`` at most once per key; its result (JSON-encodable) is the response body."""
-    async with idempotent(db, scope=scope, key=key, fingerprint=fingerprint) as unit:
+    """Run ``effect(session)`` at most once per key; its result (JSON-encodable) is the response body.
+    ``prepare``: see :func:`idempotent`."""
+    async with idempotent(db, scope=scope, key=key, fingerprint=fingerprint, prepare=prepare) as unit:
         if unit.replay is not None:
             return unit.replay
         result = await effect(unit.session)
@@ -436,17 +474,26 @@ async def idempotent_response(
     effect: Callable[[AsyncSession], Awaitable[Any]],
     status_code: int = 201,
     exclude: Iterable[str] = ("pin",),
+    prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> Response[Any]:
     """The common case for a Litestar handler: fingerprint the request, run the effect once, answer.
 
-    ``data`` is the decoded body (or None); ``exclude`` lists body fields left out of the fingerprint
-    (the PIN by default). The first answer and every replay carry the same status and the same bytes.
+    ``data`` is the decoded body (or None; a multipart upload passes a struct naming the file by its
+    checksum, never its bytes); ``exclude`` lists body fields left out of the fingerprint (the PIN by
+    default). The first answer and every replay carry the same status and the same bytes. ``prepare``:
+    work committed on its own before the effect, skipped by a replay (see :func:`idempotent`).
     """
     fingerprint = request_fingerprint(
         request.method, request.url.path, data, query=request.url.query, exclude=exclude
     )
     stored = await run_idempotent(
-        db, scope=scope, key=key, fingerprint=fingerprint, effect=effect, status_code=status_code
+        db,
+        scope=scope,
+        key=key,
+        fingerprint=fingerprint,
+        effect=effect,
+        status_code=status_code,
+        prepare=prepare,
     )
     return stored.to_response()
 

@@ -1,8 +1,8 @@
 """``/api/v1/me/inbox``: the signed-in user's notifications, their real-time stream and push devices.
 
 Every route works on the caller's own inbox only: another user's notification or device answers 404.
-The POST routes accept an optional ``Idempotency-Key`` and are idempotent by nature (marking read twice, or
-registering the same token twice, leaves the same state and answers the same way).
+The POST routes take an ``Idempotency-Key`` like every state-changing POST (``app.core.idempotency``): a
+retry answers the first response again.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
 from app.core.errors import NOT_FOUND, SERVICE_UNAVAILABLE, VALIDATION_FAILED
+from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, idempotent_response, scope_of
 from app.core.security import Caller
 from app.core.settings import Settings
 from app.identity import inbox
@@ -37,17 +39,6 @@ from app.identity.inbox_schemas import (
 )
 
 __all__ = ["InboxController"]
-
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        required=False,
-        max_length=255,
-        description="Optional key making a retry safe (any unique string, e.g. a UUID). This operation is "
-        "idempotent by nature, so a retry with or without the key leaves the same state.",
-    ),
-]
 
 
 def _encode_cursor(notification_id: uuid.UUID) -> str:
@@ -185,19 +176,21 @@ class InboxController(Controller):
         operation_id="registerPushDevice",
         summary="Register a push token",
         status_code=200,
-        opt={"errors": [VALIDATION_FAILED]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, VALIDATION_FAILED]},
     )
     async def register_device(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[PushTokenIn],
         idempotency_key: IdempotencyKey = None,
-    ) -> PushDeviceOut:
+    ) -> Response[PushDeviceOut]:
         """Register this device's FCM or APNs token for the signed-in user (after sign-in, and whenever the
         OS issues a new token). Registering the same token again refreshes it; a token registered earlier by
         another account on this phone moves to the signed-in user."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> PushDeviceOut:
             device = await inbox.register_push_device(
                 session,
                 caller.user_id,
@@ -208,21 +201,44 @@ class InboxController(Controller):
             )
             return device_view(device)
 
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=data,
+            effect=effect,
+            status_code=200,
+        )
+
     @delete(
         "/push-tokens/{device_id:uuid}",
         operation_id="removePushDevice",
         summary="Remove a push device",
-        opt={"errors": [NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND]},
     )
     async def remove_device(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         device_id: FromPath[uuid.UUID],
-    ) -> None:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """Stop sending the signed-in user's pushes to this device (e.g. at sign-out)."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> None:
             await inbox.remove_push_device(session, caller.user_id, device_id)
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=204,
+        )
 
     @get(
         "/push-sandbox",
@@ -248,10 +264,11 @@ class InboxController(Controller):
         operation_id="markInboxRead",
         summary="Mark my inbox read",
         status_code=200,
-        opt={"errors": []},
+        opt={"errors": [*IDEMPOTENCY_ERRORS]},
     )
     async def mark_all_read(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         up_to: Annotated[
@@ -261,12 +278,23 @@ class InboxController(Controller):
             ),
         ] = None,
         idempotency_key: IdempotencyKey = None,
-    ) -> MarkAllReadResult:
-        """Mark the signed-in user's unread notifications read (up to `up_to` if given). Idempotent: a
-        repeat marks nothing more."""
-        async with db.transaction() as session:
+    ) -> Response[MarkAllReadResult]:
+        """Mark the signed-in user's unread notifications read (up to `up_to` if given). A retry with the
+        same Idempotency-Key answers the first count; a new request marks nothing more."""
+
+        async def effect(session: AsyncSession) -> MarkAllReadResult:
             marked, unread = await inbox.mark_all_read(session, caller.user_id, up_to=up_to)
-        return MarkAllReadResult(marked=marked, unread_count=unread)
+            return MarkAllReadResult(marked=marked, unread_count=unread)
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=200,
+        )
 
     @get(
         "/{notification_id:uuid}",
@@ -289,16 +317,28 @@ class InboxController(Controller):
         operation_id="markNotificationRead",
         summary="Mark a notification read",
         status_code=200,
-        opt={"errors": [NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND]},
     )
     async def mark_read(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         notification_id: FromPath[uuid.UUID],
         idempotency_key: IdempotencyKey = None,
-    ) -> Notification:
-        """Mark one of the signed-in user's notifications read (404 for anyone else's). Idempotent: a repeat
-        keeps the first reading time."""
-        async with db.transaction() as session:
+    ) -> Response[Notification]:
+        """Mark one of the signed-in user's notifications read (404 for anyone else's). A repeat keeps the
+        first reading time."""
+
+        async def effect(session: AsyncSession) -> Notification:
             return notification_view(await inbox.mark_read(session, caller.user_id, notification_id))
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=200,
+        )

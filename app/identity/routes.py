@@ -1,22 +1,26 @@
 """The identity API: registration and sign-in, the person's own account, officers' desk verification, admins'
 staff management, and (outside production) the development SMS outbox.
 
-Every POST here is naturally idempotent or consumes a one-time code, so none takes an ``Idempotency-Key``
-(DESIGN.md exempts sign-in, codes and refresh): repeating a logout, a lock or a verification changes nothing
-more, and a registration or closure cannot run twice on one code.
+Every state-changing POST of a signed-in caller takes an ``Idempotency-Key`` (``app.core.idempotency``): a
+retry answers the first response again and does nothing more. Exempt (DESIGN.md): sending codes, registering
+with a code, signing in and refreshing tokens, which have no caller to scope a key to and consume one-time
+codes or tokens. Routes confirmed with a step-up code consume the code before the effect (``prepare``), so a
+wrong code is counted even though the key stays free, and a replay does not need the spent code.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.access import ensure_visible
 from app.core.db import Database, utcnow
@@ -28,6 +32,7 @@ from app.core.errors import (
     SERVICE_UNAVAILABLE,
     VALIDATION_FAILED,
 )
+from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, idempotent_response, scope_of
 from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty, require_roles
 from app.identity import service, staff
@@ -213,6 +218,32 @@ async def _devices(session: Any, user_id: uuid.UUID, current: uuid.UUID | None) 
     ]
 
 
+async def _keyed(
+    request: Request[Any, Any, Any],
+    db: Database,
+    caller: Caller,
+    key: str | None,
+    data: Any,
+    effect: Callable[[AsyncSession], Awaitable[Any]],
+    *,
+    status_code: int = 200,
+    exclude: tuple[str, ...] = ("pin",),
+    prepare: Callable[[], Awaitable[None]] | None = None,
+) -> Response[Any]:
+    """The route's effect, once per Idempotency-Key of the caller (``app.core.idempotency``)."""
+    return await idempotent_response(
+        request,
+        db,
+        scope=scope_of(caller),
+        key=key,
+        data=data,
+        effect=effect,
+        status_code=status_code,
+        exclude=exclude,
+        prepare=prepare,
+    )
+
+
 # --------------------------------------------------------------------------------------- public auth
 
 
@@ -323,28 +354,68 @@ class SessionController(Controller):
     dependencies = AUTHENTICATED["dependencies"]
     security = AUTHENTICATED["security"]
 
-    @post("/logout", operation_id="logout", summary="Sign out this session", status_code=HTTP_204_NO_CONTENT)
-    async def logout(self, db: NamedDependency[Database], caller: NamedDependency[Caller]) -> None:
-        """Ends the session of the access token: it and its refresh token stop working at once."""
-        async with db.transaction() as session:
+    @post(
+        "/logout",
+        operation_id="logout",
+        summary="Sign out this session",
+        status_code=HTTP_204_NO_CONTENT,
+        opt={"errors": [*IDEMPOTENCY_ERRORS]},
+    )
+    async def logout(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
+        """Ends the session of the access token: it and its refresh token stop working at once (so a retry
+        with the same token answers 401: the session is already gone)."""
+
+        async def effect(session: AsyncSession) -> None:
             await revoke_sessions(session, caller.user_id, reason="logout", only=[caller.session_id])
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=204,
+        )
 
     @post(
         "/sign-out-others",
         operation_id="signOutOtherDevices",
         summary="Sign out every other session",
         status_code=200,
+        opt={"errors": [*IDEMPOTENCY_ERRORS]},
     )
     async def sign_out_others(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller]
-    ) -> SignedOut:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[SignedOut]:
         """Ends every session of the account except this one (all devices, including other sessions on this
-        device)."""
-        async with db.transaction() as session:
+        device). A retry with the same Idempotency-Key answers the first count again."""
+
+        async def effect(session: AsyncSession) -> SignedOut:
             ended = await revoke_sessions(
                 session, caller.user_id, reason="sign_out_others", keep=caller.session_id
             )
-        return SignedOut(signed_out_sessions=len(ended))
+            return SignedOut(signed_out_sessions=len(ended))
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=200,
+        )
 
 
 class ConsentPurposeController(Controller):
@@ -386,30 +457,46 @@ class MeController(Controller):
         "/identity",
         operation_id="declareIdentity",
         summary="Declare name, CCCD and date of birth",
-        opt={"errors": [CCCD_INVALID, CCCD_TAKEN, IDENTITY_LOCKED]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, CCCD_INVALID, CCCD_TAKEN, IDENTITY_LOCKED]},
     )
     async def declare_identity(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[IdentityDeclaration],
-    ) -> Profile:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Profile]:
         """Raises the account to identity level 1. The CCCD must have one of the 63 province codes and
         century/year digits matching the date of birth; one CCCD belongs to one account. After verification
         (level 2) these can only be corrected at a desk."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> Profile:
             user = await service.get_user(session, caller.user_id)
             await service.declare_identity(
                 session, user, full_name=data.full_name, cccd=data.cccd, date_of_birth=data.date_of_birth
             )
             return await _profile(session, user)
 
-    @put("/address", operation_id="setMyAddress", summary="Set my postal address")
+        return await _keyed(request, db, caller, idempotency_key, data, effect)
+
+    @put(
+        "/address",
+        operation_id="setMyAddress",
+        summary="Set my postal address",
+        opt={"errors": [*IDEMPOTENCY_ERRORS]},
+    )
     async def set_address(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], data: JSONBody[AddressIn]
-    ) -> Profile:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        data: JSONBody[AddressIn],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Profile]:
         """Where results and documents are sent by post."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> Profile:
             user = await service.get_user(session, caller.user_id)
             await service.set_address(
                 session,
@@ -419,6 +506,8 @@ class MeController(Controller):
                 ),
             )
             return await _profile(session, user)
+
+        return await _keyed(request, db, caller, idempotency_key, data, effect)
 
     @post(
         "/otp",
@@ -451,47 +540,70 @@ class MeController(Controller):
         operation_id="setMyPin",
         guards=[rate_limit("signin")],
         summary="Set or change the payment PIN",
-        opt={"errors": [*_OTP_CHECK_ERRORS, PIN_WEAK]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, *_OTP_CHECK_ERRORS, PIN_WEAK]},
     )
     async def set_pin(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[PinChange],
-    ) -> PinState:
-        """Needs a `pin_change` code. 6 digits, not all equal and not a run (123456). Clears a lock."""
-        await service.change_pin(
-            db,
-            caller.user_id,
-            challenge_id=data.challenge_id,
-            code=data.code,
-            pin=data.pin,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[PinState]:
+        """Needs a `pin_change` code (spent by the attempt). 6 digits, not all equal and not a run (123456).
+        Clears a lock. Neither the PIN nor the code is part of the Idempotency-Key comparison."""
+
+        async def prepare() -> None:
+            await service.prepare_pin_change(
+                db, caller.user_id, challenge_id=data.challenge_id, code=data.code, pin=data.pin
+            )
+
+        async def effect(session: AsyncSession) -> PinState:
+            await service.change_pin(session, caller.user_id, data.pin)
+            state = await service.pin_status(session, caller.user_id)
+            return PinState(
+                is_set=state.is_set, locked_until=state.locked_until, attempts_left=state.attempts_left
+            )
+
+        return await _keyed(
+            request, db, caller, idempotency_key, data, effect, exclude=("pin", "code"), prepare=prepare
         )
-        return await _pin_state(db, caller.user_id)
 
     @put(
         "/password",
         operation_id="setMyPassword",
         guards=[rate_limit("signin")],
         summary="Set or change the password",
-        opt={"errors": [*_OTP_CHECK_ERRORS, PASSWORD_WEAK]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, *_OTP_CHECK_ERRORS, PASSWORD_WEAK]},
     )
     async def set_password(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[PasswordChange],
-    ) -> PasswordChanged:
-        """Needs a `password_change` code. Every other session is signed out."""
-        ended = await service.change_password(
-            db,
-            caller.user_id,
-            challenge_id=data.challenge_id,
-            code=data.code,
-            password=data.password,
-            keep_session=caller.session_id,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[PasswordChanged]:
+        """Needs a `password_change` code (spent by the attempt). Every other session is signed out. Neither
+        the password nor the code is part of the Idempotency-Key comparison."""
+        hashed: list[str] = []
+
+        async def prepare() -> None:
+            hashed.append(
+                await service.prepare_password_change(
+                    db, caller.user_id, challenge_id=data.challenge_id, code=data.code, password=data.password
+                )
+            )
+
+        async def effect(session: AsyncSession) -> PasswordChanged:
+            ended = await service.change_password(
+                session, caller.user_id, password_hash=hashed[0], keep_session=caller.session_id
+            )
+            return PasswordChanged(signed_out_sessions=ended)
+
+        return await _keyed(
+            request, db, caller, idempotency_key, data, effect, exclude=("password", "code"), prepare=prepare
         )
-        return PasswordChanged(signed_out_sessions=ended)
 
     @get("/consents", operation_id="listMyConsents", summary="My consents")
     async def consents(
@@ -515,31 +627,36 @@ class MeController(Controller):
         "/consents/{purpose:str}",
         operation_id="decideConsent",
         summary="Give or withdraw consent",
-        opt={"errors": [CONSENT_REQUIRED, NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, CONSENT_REQUIRED, NOT_FOUND]},
     )
     async def decide_consent(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         purpose: Annotated[str, PathParameter(description="Purpose code", max_length=40)],
         data: JSONBody[ConsentDecision],
-    ) -> ConsentOut:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ConsentOut]:
         """Records the decision (time and text version); every decision is kept. `account` cannot be withdrawn
         while the account is open (close the account instead)."""
         if purpose not in PURPOSES:
             raise NOT_FOUND(f"Không có mục đích {purpose!r}", f"No consent purpose {purpose!r}")
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> ConsentOut:
             await service.get_user(session, caller.user_id)
             await service.record_consent(session, caller.user_id, purpose, granted=data.granted)
             states = await service.current_consents(session, caller.user_id)
-        state = next(s for s in states if s.purpose == purpose)
-        return ConsentOut(
-            purpose=state.purpose,
-            granted=state.granted,
-            version=state.version,
-            current_version=state.current_version,
-            decided_at=state.decided_at,
-        )
+            state = next(s for s in states if s.purpose == purpose)
+            return ConsentOut(
+                purpose=state.purpose,
+                granted=state.granted,
+                version=state.version,
+                current_version=state.current_version,
+                decided_at=state.decided_at,
+            )
+
+        return await _keyed(request, db, caller, idempotency_key, data, effect)
 
     @get("/devices", operation_id="listMyDevices", summary="My devices")
     async def devices(
@@ -554,13 +671,20 @@ class MeController(Controller):
         operation_id="removeMyDevice",
         summary="Remove a device",
         status_code=HTTP_204_NO_CONTENT,
-        opt={"errors": [NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND]},
     )
     async def remove_device(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], device_id: FromPath[uuid.UUID]
-    ) -> None:
-        """Signs the device out (all its sessions) and forgets it: signing in from it again makes it new."""
-        async with db.transaction() as session:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        device_id: FromPath[uuid.UUID],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
+        """Signs the device out (all its sessions) and forgets it: signing in from it again makes it new.
+        A retry with the same Idempotency-Key answers 204 again (a new request for a removed device: 404)."""
+
+        async def effect(session: AsyncSession) -> None:
             device = await session.get(Device, device_id)
             if device is None or device.revoked_at is not None:
                 raise NOT_FOUND("Không tìm thấy thiết bị", "No such device")
@@ -568,22 +692,55 @@ class MeController(Controller):
             device.revoked_at = utcnow()
             await revoke_sessions(session, caller.user_id, reason="device_removed", device_id=device.id)
 
+        return await _keyed(request, db, caller, idempotency_key, None, effect, status_code=204)
+
     @post(
         "/ekyc",
         operation_id="verifyWithEkyc",
         summary="Verify identity electronically",
         status_code=200,
-        opt={"errors": [EKYC_REJECTED, EKYC_UNAVAILABLE, CONSENT_REQUIRED, PROFILE_INCOMPLETE]},
+        opt={
+            "errors": [
+                *IDEMPOTENCY_ERRORS,
+                EKYC_REJECTED,
+                EKYC_UNAVAILABLE,
+                CONSENT_REQUIRED,
+                PROFILE_INCOMPLETE,
+            ]
+        },
     )
     async def ekyc(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], data: JSONBody[EkycIn]
-    ) -> Profile:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        data: JSONBody[EkycIn],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Profile]:
         """Checks an eKYC provider session (document read = declared CCCD, face matches, selfie live) and
         raises the account to level 2. Needs the declared identity (level 1) and consent `ekyc`. New tokens
-        (refresh) carry the new level; money rules read it from the account directly."""
-        await service.verify_with_ekyc(db, caller.user_id, data.provider_reference)
-        async with db.read() as session:
-            return await _profile(session, await service.get_user(session, caller.user_id))
+        (refresh) carry the new level; money rules read it from the account directly. A retry with the same
+        Idempotency-Key answers the first result without asking the provider again; a rejection is recorded
+        and leaves the key free."""
+        verdict: list[service.EkycVerdict] = []
+
+        async def prepare() -> None:
+            verdict.append(await service.check_ekyc(db, caller.user_id, data.provider_reference))
+
+        async def effect(session: AsyncSession) -> Profile:
+            user = await service.apply_ekyc(session, caller.user_id, verdict[0])
+            return await _profile(session, user)
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=data,
+            effect=effect,
+            status_code=200,
+            prepare=prepare,
+        )
 
     @get("/data-export", operation_id="exportMyData", summary="Download all my data")
     async def export(
@@ -607,18 +764,41 @@ class MeController(Controller):
         guards=[rate_limit("signin")],
         summary="Close my account",
         status_code=HTTP_204_NO_CONTENT,
-        opt={"errors": [*_OTP_CHECK_ERRORS, CLOSURE_REFUSED]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, *_OTP_CHECK_ERRORS, CLOSURE_REFUSED]},
     )
     async def close(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         data: JSONBody[AccountClose],
-    ) -> None:
-        """Needs a `close_account` code. Refused (`closure_refused`, with every reason) while another module
-        holds something open, e.g. a wallet balance or a dossier in progress. Personal data is erased; records
-        the law requires to be kept (payments) stay, no longer linked to a phone or a name."""
-        await service.close_account(db, caller.user_id, challenge_id=data.challenge_id, code=data.code)
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
+        """Needs a `close_account` code (spent by the attempt, even when closure is then refused). Refused
+        (`closure_refused`, with every reason) while another module holds something open, e.g. a wallet
+        balance or a dossier in progress. Personal data is erased; records the law requires to be kept
+        (payments) stay, no longer linked to a phone or a name. The code is not part of the Idempotency-Key
+        comparison."""
+
+        async def prepare() -> None:
+            await service.confirm_step_up(
+                db, caller.user_id, challenge_id=data.challenge_id, code=data.code, purpose="close_account"
+            )
+
+        async def effect(session: AsyncSession) -> None:
+            await service.close_account(session, caller.user_id)
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=data,
+            effect=effect,
+            status_code=204,
+            exclude=("code",),
+            prepare=prepare,
+        )
 
 
 # --------------------------------------------------------------------------------- accounts by id
@@ -671,26 +851,42 @@ class OfficerController(Controller):
         operation_id="verifyIdentityAtDesk",
         summary="Verify a person at the desk",
         status_code=200,
-        opt={"errors": [NOT_FOUND, CCCD_INVALID, CCCD_TAKEN, FORBIDDEN, PHONE_INVALID]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND, CCCD_INVALID, CCCD_TAKEN, FORBIDDEN, PHONE_INVALID]},
     )
     async def verify(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], data: JSONBody[DeskVerification]
-    ) -> AdminUserView:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        data: JSONBody[DeskVerification],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[AdminUserView]:
         """The officer has checked the person and their CCCD card in person: the account of `phone` is
         raised to identity level 2. A person who declared nothing gets the card's data; declared data that
         differs from the card is refused (`cccd_invalid`, reason `declared_mismatch`). Officers cannot verify
-        themselves."""
+        themselves. A retry with the same Idempotency-Key answers the first result."""
         normalize_phone(data.phone)
-        user = await service.verify_at_desk(
+
+        async def effect(session: AsyncSession) -> AdminUserView:
+            user = await service.verify_at_desk(
+                session,
+                caller,
+                phone=data.phone,
+                cccd=data.cccd,
+                full_name=data.full_name,
+                date_of_birth=data.date_of_birth,
+            )
+            return await _admin_view(session, user)
+
+        return await idempotent_response(
+            request,
             db,
-            caller,
-            phone=data.phone,
-            cccd=data.cccd,
-            full_name=data.full_name,
-            date_of_birth=data.date_of_birth,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=data,
+            effect=effect,
+            status_code=200,
         )
-        async with db.read() as session:
-            return await _admin_view(session, await service.get_user(session, user.id))
 
 
 # -------------------------------------------------------------------------------------------- admins
@@ -708,14 +904,29 @@ class AdminIdentityController(Controller):
         operation_id="createStaff",
         summary="Create an officer or an admin",
         status_code=HTTP_201_CREATED,
-        opt={"errors": [PHONE_INVALID, PASSWORD_WEAK, ROLE_CONFLICT, VALIDATION_FAILED, FORBIDDEN]},
+        opt={
+            "errors": [
+                *IDEMPOTENCY_ERRORS,
+                PHONE_INVALID,
+                PASSWORD_WEAK,
+                ROLE_CONFLICT,
+                VALIDATION_FAILED,
+                FORBIDDEN,
+            ]
+        },
     )
     async def create_staff(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], data: JSONBody[StaffCreate]
-    ) -> AdminUserView:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        data: JSONBody[StaffCreate],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[AdminUserView]:
         """Officers are created by admins with the `support` duty (or superadmins) and need `agency_id`;
         admins only by superadmins and need `duty`. An existing account with the phone gets the role (its
-        sessions end, so new tokens carry it); a new account needs `password`."""
+        sessions end, so new tokens carry it); a new account needs `password` (not part of the
+        Idempotency-Key comparison). A retry with the same key answers the first result."""
         _may_manage(caller, data.role)
         scope = data.agency_id if data.role == "officer" else data.duty
         if not scope:
@@ -723,7 +934,8 @@ class AdminIdentityController(Controller):
                 "Thiếu agency_id (cán bộ) hoặc duty (quản trị)", "Officers need agency_id; admins need duty"
             )
         phone = normalize_phone(data.phone)
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> AdminUserView:
             user_id = await service.find_user_id_by_phone(session, phone)
             if user_id is None:
                 if data.password is None:
@@ -742,15 +954,27 @@ class AdminIdentityController(Controller):
                 await revoke_sessions(session, user.id, reason="role_changed")
             return await _admin_view(session, user)
 
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=data,
+            effect=effect,
+            status_code=201,
+            exclude=("password",),
+        )
+
     @delete(
         "/users/{user_id:uuid}/roles/{role:str}",
         operation_id="revokeRole",
         summary="Take a role away",
         status_code=HTTP_204_NO_CONTENT,
-        opt={"errors": [NOT_FOUND, FORBIDDEN]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND, FORBIDDEN]},
     )
     async def revoke_role(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         user_id: FromPath[uuid.UUID],
@@ -760,7 +984,8 @@ class AdminIdentityController(Controller):
         role_scope: Annotated[
             str, QueryParameter(name="scope", description="The role's scope (duty, agency or merchant id)")
         ],
-    ) -> None:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """Ends the role and every session of the account. Admin roles need a superadmin; others `support`.
         Nobody removes their own superadmin duty (the last superadmin cannot lock everyone out)."""
         _may_manage(caller, role)
@@ -768,10 +993,13 @@ class AdminIdentityController(Controller):
             raise FORBIDDEN(
                 "Không tự gỡ quyền quản trị tối cao", "You cannot remove your own superadmin duty"
             )
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> None:
             await service.get_user(session, user_id)
             if not await service.revoke_role(session, user_id, role, scope=role_scope):
                 raise NOT_FOUND("Người dùng không có vai trò này", "The user has no such role")
+
+        return await _keyed(request, db, caller, idempotency_key, None, effect, status_code=204)
 
     @post(
         "/users/{user_id:uuid}/lock",
@@ -779,14 +1007,20 @@ class AdminIdentityController(Controller):
         summary="Lock an account",
         status_code=200,
         guards=[require_duty("support")],
-        opt={"errors": [NOT_FOUND, FORBIDDEN]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND, FORBIDDEN]},
     )
     async def lock(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], user_id: FromPath[uuid.UUID]
-    ) -> AdminUserView:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        user_id: FromPath[uuid.UUID],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[AdminUserView]:
         """Every session ends at once and sign-in is refused (`account_locked`) until unlocked. Needs
-        `support`."""
-        return await staff.set_lock_as(db, caller, user_id, locked=True)
+        `support`. Recorded in the audit trail; a retry with the same Idempotency-Key answers the first
+        result."""
+        return await _set_lock(request, db, caller, user_id, idempotency_key, locked=True)
 
     @post(
         "/users/{user_id:uuid}/unlock",
@@ -794,13 +1028,36 @@ class AdminIdentityController(Controller):
         summary="Unlock an account",
         status_code=200,
         guards=[require_duty("support")],
-        opt={"errors": [NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, NOT_FOUND]},
     )
     async def unlock(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], user_id: FromPath[uuid.UUID]
-    ) -> AdminUserView:
-        """Allows sign-in again. Needs `support`."""
-        return await staff.set_lock_as(db, caller, user_id, locked=False)
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        user_id: FromPath[uuid.UUID],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[AdminUserView]:
+        """Allows sign-in again. Needs `support`. Recorded in the audit trail; a retry with the same
+        Idempotency-Key answers the first result."""
+        return await _set_lock(request, db, caller, user_id, idempotency_key, locked=False)
+
+
+async def _set_lock(
+    request: Request[Any, Any, Any],
+    db: Database,
+    caller: Caller,
+    user_id: uuid.UUID,
+    key: str | None,
+    *,
+    locked: bool,
+) -> Response[AdminUserView]:
+    async def effect(session: AsyncSession) -> AdminUserView:
+        return await staff.set_lock_as(session, caller, user_id, locked=locked)
+
+    return await idempotent_response(
+        request, db, scope=scope_of(caller), key=key, data=None, effect=effect, status_code=200
+    )
 
 
 def _may_manage(caller: NamedDependency[Caller], role: str) -> None:

@@ -66,7 +66,7 @@ from app.identity.models import (
     User,
     UserRole,
 )
-from app.identity.otp import check_code
+from app.identity.otp import OtpPurpose, check_code
 from app.identity.passwords import check_strength, hash_password, verify_password
 from app.identity.phone import try_normalize_phone
 from app.identity.pin import pin_status, set_pin, verify_payment_pin
@@ -78,11 +78,15 @@ __all__ = [
     "Address",
     "ClosureRefusal",
     "ConsentState",
+    "EkycVerdict",
     "UserBrief",
+    "apply_ekyc",
     "cccd_of",
     "change_password",
     "change_pin",
+    "check_ekyc",
     "close_account",
+    "confirm_step_up",
     "create_user",
     "current_consents",
     "declare_identity",
@@ -97,6 +101,8 @@ __all__ = [
     "mark_verified",
     "masked_cccd",
     "pin_status",
+    "prepare_password_change",
+    "prepare_pin_change",
     "record_consent",
     "register",
     "register_closure_check",
@@ -110,7 +116,6 @@ __all__ = [
     "sign_in_with_password",
     "verify_at_desk",
     "verify_payment_pin",
-    "verify_with_ekyc",
 ]
 
 log = structlog.get_logger("app.identity")
@@ -524,48 +529,62 @@ async def sign_in_with_otp(
     return pair
 
 
-async def change_pin(
+async def prepare_pin_change(
     db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str, pin: str
 ) -> None:
-    """Set or change the payment PIN; needs a code sent to the account's own phone."""
+    """Before :func:`change_pin`: the new PIN's format (a weak PIN does not spend the code), then the
+    ``pin_change`` code sent to the account's own phone (a wrong try is committed before the refusal)."""
     from app.identity.pin import check_pin_format
 
     check_pin_format(pin)
     await check_code(db, challenge_id=challenge_id, code=code, purpose="pin_change", user_id=user_id)
-    async with db.transaction() as session:
-        await get_user(session, user_id)
-        await set_pin(session, user_id, pin)
-    await record_security_event(db, "pin_changed", user_id=user_id)
+
+
+async def change_pin(session: AsyncSession, user_id: uuid.UUID, pin: str) -> None:
+    """Set or change the payment PIN (after :func:`prepare_pin_change`); clears a lock."""
+    await get_user(session, user_id)
+    await set_pin(session, user_id, pin)
+    await security_event_in(session, "pin_changed", user_id=user_id)
+
+
+async def prepare_password_change(
+    db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str, password: str
+) -> str:
+    """Before :func:`change_password`: the new password's strength, the ``password_change`` code, and the
+    password's argon2id hash (slow, so computed outside the unit of work); returns the hash."""
+    _check_password(password)
+    await check_code(db, challenge_id=challenge_id, code=code, purpose="password_change", user_id=user_id)
+    return await hash_password(runtime_of(db).settings, password)
 
 
 async def change_password(
-    db: Database,
-    user_id: uuid.UUID,
-    *,
-    challenge_id: uuid.UUID,
-    code: str,
-    password: str,
-    keep_session: uuid.UUID,
+    session: AsyncSession, user_id: uuid.UUID, *, password_hash: str, keep_session: uuid.UUID
 ) -> int:
-    """Set a new password (code to the own phone needed); every other session is signed out. Returns how
-    many were."""
-    _check_password(password)
-    await check_code(db, challenge_id=challenge_id, code=code, purpose="password_change", user_id=user_id)
-    settings = runtime_of(db).settings
-    new_hash = await hash_password(settings, password)
-    async with db.transaction() as session:
-        user = await get_user(session, user_id)
-        user.password_hash = new_hash
-        ended = await revoke_sessions(session, user_id, reason="password_changed", keep=keep_session)
-    await record_security_event(db, "password_changed", user_id=user_id)
+    """Set the new password (hash from :func:`prepare_password_change`); every other session is signed
+    out. Returns how many were."""
+    user = await get_user(session, user_id)
+    user.password_hash = password_hash
+    ended = await revoke_sessions(session, user_id, reason="password_changed", keep=keep_session)
+    await security_event_in(session, "password_changed", user_id=user_id)
     return len(ended)
 
 
 # ---------------------------------------------------------------------------------------------- levels
 
 
-async def verify_with_ekyc(db: Database, user_id: uuid.UUID, reference: str) -> User:
-    """Raise the account to level 2 with a provider's verification session, or ``ekyc_rejected``."""
+@dataclass(frozen=True, slots=True)
+class EkycVerdict:
+    """What :func:`check_ekyc` found: the provider's session passed (or the account was already verified)."""
+
+    provider: str
+    reference: str
+    already_verified: bool
+
+
+async def check_ekyc(db: Database, user_id: uuid.UUID, reference: str) -> EkycVerdict:
+    """Ask the eKYC provider about ``reference`` and judge it against the declared identity. A rejection is
+    recorded (its own transaction, so the refusal keeps its trace) and raised as ``ekyc_rejected``; a pass
+    is returned for :func:`apply_ekyc` to record in the caller's unit of work."""
     runtime = runtime_of(db)
     provider = runtime.ekyc
     if provider is None:
@@ -582,24 +601,39 @@ async def verify_with_ekyc(db: Database, user_id: uuid.UUID, reference: str) -> 
         if declared is None or user.date_of_birth is None or not user.full_name:
             raise PROFILE_INCOMPLETE()
     if user.identity_level >= 2:
-        return user
+        return EkycVerdict(provider.name, reference, already_verified=True)
     result = await provider.fetch(reference)
     reason = judge(result, declared)
-    async with db.transaction() as session:
-        user = await get_user(session, user_id)
-        session.add(
-            EkycCheck(
-                user_id=user_id,
-                provider=provider.name,
-                reference=reference[:128],
-                outcome="rejected" if reason else "verified",
-                reason=reason,
-            )
-        )
-        if reason is None:
-            await mark_verified(session, user, "ekyc", None)
     if reason is not None:
+        async with db.transaction() as session:
+            session.add(
+                EkycCheck(
+                    user_id=user_id,
+                    provider=provider.name,
+                    reference=reference[:128],
+                    outcome="rejected",
+                    reason=reason,
+                )
+            )
         raise EKYC_REJECTED(_EKYC_VI[reason], _EKYC_EN[reason], reason=reason)
+    return EkycVerdict(provider.name, reference, already_verified=False)
+
+
+async def apply_ekyc(session: AsyncSession, user_id: uuid.UUID, verdict: EkycVerdict) -> User:
+    """Record a passed eKYC check (from :func:`check_ekyc`) and raise the account to level 2."""
+    user = await get_user(session, user_id)
+    if verdict.already_verified or user.identity_level >= 2:
+        return user
+    session.add(
+        EkycCheck(
+            user_id=user_id,
+            provider=verdict.provider,
+            reference=verdict.reference[:128],
+            outcome="verified",
+            reason=None,
+        )
+    )
+    await mark_verified(session, user, "ekyc", None)
     return user
 
 
@@ -618,7 +652,7 @@ _EKYC_EN = {
 
 
 async def verify_at_desk(
-    db: Database, officer: Caller, *, phone: str, cccd: str, full_name: str, date_of_birth: date
+    session: AsyncSession, officer: Caller, *, phone: str, cccd: str, full_name: str, date_of_birth: date
 ) -> User:
     """An officer has seen the person and their card: the account of ``phone`` becomes level 2. A person
     who had declared nothing gets the card's data; one who declared other data is refused (``cccd_invalid``
@@ -627,39 +661,38 @@ async def verify_at_desk(
 
     normalized = try_normalize_phone(phone)
     facts = validate_cccd(cccd, date_of_birth)
-    async with db.transaction() as session:
-        user_id = await find_user_id_by_phone(session, normalized or "") if normalized else None
-        if user_id is None:
-            raise NOT_FOUND("Không có tài khoản với số điện thoại này", "No account with this phone number")
-        if user_id == officer.user_id:
-            raise FORBIDDEN("Không tự xác thực cho chính mình", "Officers cannot verify themselves")
-        user = await get_user(session, user_id)
-        declared = cccd_of(user, session)
-        if declared is None:
-            await _store_cccd(session, user, facts.number)
-            user.full_name, user.date_of_birth = " ".join(full_name.split()), date_of_birth
-        elif declared != facts.number or user.date_of_birth != date_of_birth:
-            raise CCCD_INVALID(
-                "Số CCCD hoặc ngày sinh trên thẻ khác với thông tin đã khai",
-                "The card's number or date of birth differs from the declared data",
-                reason="declared_mismatch",
-            )
-        await mark_verified(session, user, "desk", officer.user_id)
+    user_id = await find_user_id_by_phone(session, normalized or "") if normalized else None
+    if user_id is None:
+        raise NOT_FOUND("Không có tài khoản với số điện thoại này", "No account with this phone number")
+    if user_id == officer.user_id:
+        raise FORBIDDEN("Không tự xác thực cho chính mình", "Officers cannot verify themselves")
+    user = await get_user(session, user_id)
+    declared = cccd_of(user, session)
+    if declared is None:
+        await _store_cccd(session, user, facts.number)
+        user.full_name, user.date_of_birth = " ".join(full_name.split()), date_of_birth
+    elif declared != facts.number or user.date_of_birth != date_of_birth:
+        raise CCCD_INVALID(
+            "Số CCCD hoặc ngày sinh trên thẻ khác với thông tin đã khai",
+            "The card's number or date of birth differs from the declared data",
+            reason="declared_mismatch",
+        )
+    await mark_verified(session, user, "desk", officer.user_id)
     return user
 
 
-async def set_account_lock(db: Database, user_id: uuid.UUID, *, locked: bool, by: uuid.UUID) -> User:
-    """Lock (every session ends, no sign-in) or unlock an account."""
-    async with db.transaction() as session:
-        user = await get_user(session, user_id)
-        if locked and user.status == "active":
-            user.status, user.locked_at = "locked", utcnow()
-            await revoke_sessions(session, user_id, reason="account_locked")
-        elif not locked and user.status == "locked":
-            user.status, user.locked_at = "active", None
-        await session.flush()
-    await record_security_event(
-        db, "account_locked" if locked else "account_unlocked", user_id=user_id, actor=_staff(by)
+async def set_account_lock(session: AsyncSession, user_id: uuid.UUID, *, locked: bool, by: uuid.UUID) -> User:
+    """Lock (every session ends, no sign-in) or unlock an account; the security event is recorded in the
+    same unit of work."""
+    user = await get_user(session, user_id)
+    if locked and user.status == "active":
+        user.status, user.locked_at = "locked", utcnow()
+        await revoke_sessions(session, user_id, reason="account_locked")
+    elif not locked and user.status == "locked":
+        user.status, user.locked_at = "active", None
+    await session.flush()
+    await security_event_in(
+        session, "account_locked" if locked else "account_unlocked", user_id=user_id, actor=_staff(by)
     )
     return user
 
@@ -755,42 +788,46 @@ async def export_personal_data(session: AsyncSession, user_id: uuid.UUID) -> dic
     return data
 
 
-async def close_account(db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str) -> None:
-    """Close the account (code to the own phone needed) unless a module refuses (``closure_refused`` with
-    every reason). Personal data is erased in place; the row stays so records other laws make us keep
-    (payments) still name an account, and consent history stays as proof."""
-    await check_code(db, challenge_id=challenge_id, code=code, purpose="close_account", user_id=user_id)
-    async with db.transaction() as session:
-        user = await get_user(session, user_id)
-        refusals = [r for check in closure_checks() if (r := await check(session, user_id)) is not None]
-        if refusals:
-            raise CLOSURE_REFUSED(
-                "Chưa thể đóng tài khoản: " + "; ".join(r.detail_vi for r in refusals),
-                "The account cannot be closed: " + "; ".join(r.detail_en for r in refusals),
-                reasons=[{"code": r.code, "detail": r.detail_en} for r in refusals],
-            )
-        for hook in closure_hooks():
-            await hook(session, user_id)
-        await revoke_sessions(session, user_id, reason="account_closed")
-        session_ids = select(AuthSession.id).where(AuthSession.user_id == user_id).scalar_subquery()
-        await session.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(session_ids)))
-        await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
-        await session.execute(delete(Device).where(Device.user_id == user_id))
-        await session.execute(delete(PaymentPin).where(PaymentPin.user_id == user_id))
-        await session.execute(delete(UserRole).where(UserRole.user_id == user_id))
-        await session.execute(delete(EkycCheck).where(EkycCheck.user_id == user_id))
-        if user.phone:
-            await session.execute(delete(OtpChallenge).where(OtpChallenge.phone == user.phone))
-        for state in await current_consents(session, user_id):
-            if state.granted:
-                spec = PURPOSES[state.purpose]
-                session.add(
-                    Consent(user_id=user_id, purpose=state.purpose, version=spec.version, granted=False)
-                )
-        user.phone = user.password_hash = user.full_name = None
-        user.cccd_ciphertext = user.cccd_key_id = user.cccd_lookup = None
-        user.date_of_birth = None
-        user.address_line = user.address_commune = user.address_province = user.postal_code = None
-        user.status, user.closed_at = "closed", utcnow()
-        user.identity_level = 0
-    await record_security_event(db, "account_closed", user_id=user_id)
+async def confirm_step_up(
+    db: Database, user_id: uuid.UUID, *, challenge_id: uuid.UUID, code: str, purpose: OtpPurpose
+) -> None:
+    """Consume a step-up code sent to the account's own phone (``pin_change``, ``password_change``,
+    ``close_account``); a wrong try is committed before the refusal."""
+    await check_code(db, challenge_id=challenge_id, code=code, purpose=purpose, user_id=user_id)
+
+
+async def close_account(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Close the account (after :func:`confirm_step_up` with ``close_account``) unless a module refuses
+    (``closure_refused`` with every reason). Personal data is erased in place; the row stays so records
+    other laws make us keep (payments) still name an account, and consent history stays as proof."""
+    user = await get_user(session, user_id)
+    refusals = [r for check in closure_checks() if (r := await check(session, user_id)) is not None]
+    if refusals:
+        raise CLOSURE_REFUSED(
+            "Chưa thể đóng tài khoản: " + "; ".join(r.detail_vi for r in refusals),
+            "The account cannot be closed: " + "; ".join(r.detail_en for r in refusals),
+            reasons=[{"code": r.code, "detail": r.detail_en} for r in refusals],
+        )
+    for hook in closure_hooks():
+        await hook(session, user_id)
+    await revoke_sessions(session, user_id, reason="account_closed")
+    session_ids = select(AuthSession.id).where(AuthSession.user_id == user_id).scalar_subquery()
+    await session.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(session_ids)))
+    await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+    await session.execute(delete(Device).where(Device.user_id == user_id))
+    await session.execute(delete(PaymentPin).where(PaymentPin.user_id == user_id))
+    await session.execute(delete(UserRole).where(UserRole.user_id == user_id))
+    await session.execute(delete(EkycCheck).where(EkycCheck.user_id == user_id))
+    if user.phone:
+        await session.execute(delete(OtpChallenge).where(OtpChallenge.phone == user.phone))
+    for state in await current_consents(session, user_id):
+        if state.granted:
+            spec = PURPOSES[state.purpose]
+            session.add(Consent(user_id=user_id, purpose=state.purpose, version=spec.version, granted=False))
+    user.phone = user.password_hash = user.full_name = None
+    user.cccd_ciphertext = user.cccd_key_id = user.cccd_lookup = None
+    user.date_of_birth = None
+    user.address_line = user.address_commune = user.address_province = user.postal_code = None
+    user.status, user.closed_at = "closed", utcnow()
+    user.identity_level = 0
+    await security_event_in(session, "account_closed", user_id=user_id)

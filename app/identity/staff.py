@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import Database, utcnow
 from app.core.errors import FORBIDDEN
@@ -117,11 +118,12 @@ async def find_account(db: Database, query: str) -> AdminUserView | None:
         return await account_view(session, user) if user is not None else None
 
 
-async def set_lock_as(db: Database, caller: Caller, user_id: uuid.UUID, *, locked: bool) -> AdminUserView:
-    """Lock or unlock an account on behalf of ``caller`` (the duty is checked by the callers' guards):
-    nobody locks their own account."""
+async def set_lock_as(
+    session: AsyncSession, caller: Caller, user_id: uuid.UUID, *, locked: bool
+) -> AdminUserView:
+    """Lock or unlock an account on behalf of ``caller``, in the caller's unit of work (the duty is checked
+    by the callers' guards): nobody locks their own account."""
     if locked and user_id == caller.user_id:
         raise FORBIDDEN("Không tự khóa tài khoản của mình", "You cannot lock your own account")
-    user = await service.set_account_lock(db, user_id, locked=locked, by=caller.user_id)
-    async with db.read() as session:
-        return await account_view(session, await session.get(User, user.id) or user)
+    user = await service.set_account_lock(session, user_id, locked=locked, by=caller.user_id)
+    return await account_view(session, user)

@@ -455,20 +455,33 @@ class MerchantStaffController(Controller):
         "/staff/{user_id:uuid}",
         operation_id="removeMerchantCashier",
         summary="Remove a cashier",
-        opt={"errors": [MERCHANT_NOT_FOUND, FORBIDDEN, NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, MERCHANT_NOT_FOUND, FORBIDDEN, NOT_FOUND]},
     )
     async def remove_cashier(
         self,
+        request: Request[Any, Any, Any],
         caller: NamedDependency[Caller],
         db: NamedDependency[Database],
         merchant_id: MerchantId,
         user_id: Annotated[uuid.UUID, PathParameter(description="The cashier's user id.")],
-    ) -> None:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """The owner removes a cashier (their sessions end)."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> None:
             merchant = await _staff_merchant(session, caller, merchant_id, owner_only=True)
             if not await service.remove_cashier(session, merchant, user_id):
                 raise NOT_FOUND()
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=204,
+        )
 
     @post(
         "/orders",
@@ -777,22 +790,35 @@ class MerchantStaffController(Controller):
         "/api-keys/{key_id:uuid}",
         operation_id="revokeMerchantApiKey",
         summary="Revoke a server API key",
-        opt={"errors": [MERCHANT_NOT_FOUND, NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, MERCHANT_NOT_FOUND, NOT_FOUND]},
     )
     async def revoke_key(
         self,
+        request: Request[Any, Any, Any],
         caller: NamedDependency[Caller],
         db: NamedDependency[Database],
         merchant_id: MerchantId,
         key_id: Annotated[uuid.UUID, PathParameter(description="The key's id.")],
-    ) -> None:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """The key stops working at once."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> None:
             merchant = await _staff_merchant(session, caller, merchant_id, owner_only=True)
             key = await session.get(MerchantApiKey, key_id)
             if key is None or key.merchant_id != merchant.id:
                 raise NOT_FOUND()
             key.revoked_at = key.revoked_at or utcnow()
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=204,
+        )
 
     @get(
         "/settlements",

@@ -62,17 +62,19 @@ async def seed_dossiers(db: Database, settings: Settings, credentials: dict[str,
     else:
         procedure = await get_procedure_in(db, DEMO_PROCEDURE)
         required = [d.code for d in procedure.documents if d.required]
-        draft = await dossiers.create_dossier(
-            db, caller, DEMO_PROCEDURE, None, "Hồ sơ mẫu (demo)", receiving_agency=desk
-        )
         store = file_store(settings)
-        for number, requirement in enumerate(required):
-            checked = check_file(settings, f"{requirement}.pdf", _DEMO_FORM + f"% {number}\n".encode())
-            doc = await dossiers.store_document(
-                db, store, caller.user_id, checked, uploaded_by=caller.user_id
+        async with db.transaction() as session:
+            draft = await dossiers.create_dossier(
+                session, caller, DEMO_PROCEDURE, None, "Hồ sơ mẫu (demo)", receiving_agency=desk
             )
-            await dossiers.attach_existing(db, caller, draft.id, doc.id, requirement)
-        dossier = await dossiers.submit(db, caller, draft.id)
+            for number, requirement in enumerate(required):
+                checked = check_file(settings, f"{requirement}.pdf", _DEMO_FORM + f"% {number}\n".encode())
+                doc = await dossiers.store_document(
+                    session, store, caller.user_id, checked, uploaded_by=caller.user_id
+                )
+                await dossiers.attach_existing(session, caller, draft.id, doc.id, requirement)
+            submitted = await dossiers.submit(session, caller, draft.id)
+        dossier = submitted
     credentials["dossiers"] = {
         "demo_dossier": {"id": str(dossier.id), "code": dossier.code, "status": dossier.status},
         "try": [
@@ -124,19 +126,27 @@ async def seed_results(db: Database, settings: Settings, credentials: dict[str, 
         )
     if rated is None:
         procedure = await get_procedure_in(db, DEMO_PROCEDURE)
-        draft = await dossiers.create_dossier(
-            db, me, DEMO_PROCEDURE, None, "Hồ sơ mẫu đã có kết quả (demo)", receiving_agency=desk
-        )
         store = file_store(settings)
-        for number, requirement in enumerate(d.code for d in procedure.documents if d.required):
-            checked = check_file(settings, f"{requirement}.pdf", _DEMO_FORM + f"% {number}\n".encode())
-            doc = await dossiers.store_document(db, store, me.user_id, checked, uploaded_by=me.user_id)
-            await dossiers.attach_existing(db, me, draft.id, doc.id, requirement)
-        submitted = await dossiers.submit(db, me, draft.id)
-        await dossiers.accept(db, settings, staff, submitted.id, "Đủ hồ sơ (demo)")
-        await dossiers.process(db, staff, submitted.id, None)
+        async with db.transaction() as session:
+            draft = await dossiers.create_dossier(
+                session, me, DEMO_PROCEDURE, None, "Hồ sơ mẫu đã có kết quả (demo)", receiving_agency=desk
+            )
+            for number, requirement in enumerate(d.code for d in procedure.documents if d.required):
+                checked = check_file(settings, f"{requirement}.pdf", _DEMO_FORM + f"% {number}\n".encode())
+                doc = await dossiers.store_document(
+                    session, store, me.user_id, checked, uploaded_by=me.user_id
+                )
+                await dossiers.attach_existing(session, me, draft.id, doc.id, requirement)
+            submitted = await dossiers.submit(session, me, draft.id)
+        async with db.transaction() as session:
+            await dossiers.accept(session, settings, staff, submitted.id, "Đủ hồ sơ (demo)")
+        async with db.transaction() as session:
+            await dossiers.process(session, staff, submitted.id, None)
         result = check_file(settings, "giay-khai-sinh.pdf", _DEMO_RESULT)
-        await dossiers.approve(db, settings, store, staff, submitted.id, result, "Cấp giấy khai sinh (demo)")
+        async with db.transaction() as session:
+            await dossiers.approve(
+                session, settings, store, staff, submitted.id, result, "Cấp giấy khai sinh (demo)"
+            )
         await results.download_result(db, settings, me, submitted.id)
         scores = {c.code: 2 for c in satisfaction.criteria()}
         scores["trips"] = 1

@@ -30,6 +30,7 @@ __all__ = [
 
 Reason = Annotated[str, Meta(min_length=1, max_length=2000, description="Why, in words the citizen reads.")]
 Note = Annotated[str, Meta(max_length=2000, description="A free note kept in the timeline.")]
+Timeliness = Literal["early", "on_time", "late"]
 QueueFilter = Literal["all", "receiving", "new", "processing", "due_soon", "overdue", "waiting"]
 
 
@@ -154,6 +155,26 @@ class DossierSummary(Struct, kw_only=True):
     due_provisional: Annotated[
         bool, Meta(description="The due date crosses an unannounced holiday schedule.")
     ]
+    remaining_working_seconds: Annotated[
+        int | None,
+        Meta(
+            description="While the clock runs (`new`, `processing`) or is paused (`waiting`): working time "
+            "(office hours, working days) left until `due_at`, in seconds; negative once past it; frozen "
+            "while a supplement is awaited. None before the clock starts and once finished."
+        ),
+    ] = None
+    overdue: Annotated[
+        bool, Meta(description="An open dossier whose due date has passed (`remaining_working_seconds` < 0).")
+    ] = False
+    timeliness: Annotated[
+        Timeliness | None,
+        Meta(
+            description="Once finished (processed, stopped or denied after the clock started): `early` = "
+            "finished on a calendar day before the due date's day, `on_time` = on that day, `late` = after "
+            "it or more than one supplement was requested (days in Asia/Ho_Chi_Minh; the due date includes "
+            "the supplement pauses). None while open, when withdrawn, or when the clock never started."
+        ),
+    ] = None
     created_at: Annotated[datetime, Meta(description="Creation time (UTC).")]
 
 

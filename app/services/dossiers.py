@@ -29,7 +29,7 @@ from app.bills.errors import BILLER_NOT_FOUND
 from app.bills.events import BillsPaid
 from app.bills.refunds import cancel_unpaid_bill, refund_paid_bill
 from app.bills.schemas import BillerIn, CustomerInput, SettlementAccount
-from app.bills.service import get_biller, issue_bill, put_biller
+from app.bills.service import get_biller, issue_bill, save_biller
 from app.core.access import ensure_visible
 from app.core.audit import AuditActor, record
 from app.core.db import Database, database_of, utcnow
@@ -38,7 +38,7 @@ from app.core.events import publish, subscribe
 from app.core.security import Caller
 from app.core.settings import Settings
 from app.identity.inbox import post_notification
-from app.services.calendar import WorkCalendar
+from app.services.calendar import WorkCalendar, classify
 from app.services.documents import CheckedFile, FileStore
 from app.services.dossier_models import (
     Dossier,
@@ -330,31 +330,47 @@ def _document_out(doc: StoredDocument) -> DocumentOut:
 
 
 async def store_document(
-    db: Database, store: FileStore, owner_id: uuid.UUID, checked: CheckedFile, *, uploaded_by: uuid.UUID
+    session: AsyncSession,
+    store: FileStore,
+    owner_id: uuid.UUID,
+    checked: CheckedFile,
+    *,
+    uploaded_by: uuid.UUID,
 ) -> DocumentOut:
-    """Put a checked file in ``owner_id``'s document store (the same content uploaded twice is kept once)."""
-    async with db.read() as session:
-        same = await session.scalar(
-            select(StoredDocument).where(
-                StoredDocument.owner_id == owner_id, StoredDocument.sha256 == checked.sha256
-            )
+    """Put a checked file in ``owner_id``'s document store (the same content uploaded twice is kept once).
+    The bytes go to the file store only when the content is new; should the unit of work then fail, the
+    file stays behind unreferenced."""
+    return _document_out(await _store_document(session, store, owner_id, checked, uploaded_by=uploaded_by))
+
+
+async def _store_document(
+    session: AsyncSession,
+    store: FileStore,
+    owner_id: uuid.UUID,
+    checked: CheckedFile,
+    *,
+    uploaded_by: uuid.UUID,
+) -> StoredDocument:
+    same = await session.scalar(
+        select(StoredDocument).where(
+            StoredDocument.owner_id == owner_id, StoredDocument.sha256 == checked.sha256
         )
-        if same is not None:
-            return _document_out(same)
+    )
+    if same is not None:
+        return same
     key = await store.put(checked.data)
-    async with db.transaction() as session:
-        doc = StoredDocument(
-            owner_id=owner_id,
-            filename=checked.filename,
-            media_type=checked.media_type,
-            size_bytes=checked.size_bytes,
-            sha256=checked.sha256,
-            storage_key=key,
-            uploaded_by=uploaded_by,
-        )
-        session.add(doc)
-        await session.flush()
-        return _document_out(doc)
+    doc = StoredDocument(
+        owner_id=owner_id,
+        filename=checked.filename,
+        media_type=checked.media_type,
+        size_bytes=checked.size_bytes,
+        sha256=checked.sha256,
+        storage_key=key,
+        uploaded_by=uploaded_by,
+    )
+    session.add(doc)
+    await session.flush()
+    return doc
 
 
 async def list_documents(db: Database, caller: Caller) -> list[DocumentOut]:
@@ -433,7 +449,7 @@ def _case_amount(case: FeeCase | None) -> int | None:
 
 
 async def create_dossier(
-    db: Database,
+    session: AsyncSession,
     caller: Caller,
     procedure_code: str,
     fee_case: str | None,
@@ -443,36 +459,35 @@ async def create_dossier(
 ) -> DossierOut:
     """A draft dossier following the procedure's agency chain (its first desk may be swapped for another
     active agency of the same level)."""
-    async with db.transaction() as session:
-        procedure = await get_procedure(session, procedure_code)
-        case = _pick_case(procedure.fee_schedule.cases, fee_case)
-        chain = [a.code for a in procedure.agency_chain]
-        if receiving_agency is not None and receiving_agency != chain[0]:
-            desk = await session.get(Agency, receiving_agency)
-            if desk is None or not desk.active or desk.level != procedure.agency_chain[0].level:
-                raise UNKNOWN_AGENCY(
-                    f"Cơ quan {receiving_agency} không tiếp nhận hồ sơ của thủ tục này",
-                    f"Agency {receiving_agency} does not receive dossiers of this procedure",
-                    agency=receiving_agency,
-                )
-            chain = [receiving_agency, *chain[1:]]
-        dossier = Dossier(
-            procedure_code=procedure.code,
-            applicant_id=caller.user_id,
-            status=DRAFT,
-            chain=chain,
-            chain_position=0,
-            agency_code=chain[0],
-            fee_case=case.code if case else None,
-            fee_collection=case.collection if case else None,
-            note=note,
-            due_provisional=False,
-            paused_seconds=0,
-            supplement_requests=0,
-        )
-        session.add(dossier)
-        await session.flush()
-        return await _view(session, dossier)
+    procedure = await get_procedure(session, procedure_code)
+    case = _pick_case(procedure.fee_schedule.cases, fee_case)
+    chain = [a.code for a in procedure.agency_chain]
+    if receiving_agency is not None and receiving_agency != chain[0]:
+        desk = await session.get(Agency, receiving_agency)
+        if desk is None or not desk.active or desk.level != procedure.agency_chain[0].level:
+            raise UNKNOWN_AGENCY(
+                f"Cơ quan {receiving_agency} không tiếp nhận hồ sơ của thủ tục này",
+                f"Agency {receiving_agency} does not receive dossiers of this procedure",
+                agency=receiving_agency,
+            )
+        chain = [receiving_agency, *chain[1:]]
+    dossier = Dossier(
+        procedure_code=procedure.code,
+        applicant_id=caller.user_id,
+        status=DRAFT,
+        chain=chain,
+        chain_position=0,
+        agency_code=chain[0],
+        fee_case=case.code if case else None,
+        fee_collection=case.collection if case else None,
+        note=note,
+        due_provisional=False,
+        paused_seconds=0,
+        supplement_requests=0,
+    )
+    session.add(dossier)
+    await session.flush()
+    return await _view(session, dossier)
 
 
 def _ensure_open(dossier: Dossier) -> None:
@@ -506,20 +521,23 @@ async def _attach(
 
 
 async def attach_existing(
-    db: Database, caller: Caller, dossier_id: uuid.UUID, document_id: uuid.UUID, requirement: str | None
+    session: AsyncSession,
+    caller: Caller,
+    dossier_id: uuid.UUID,
+    document_id: uuid.UUID,
+    requirement: str | None,
 ) -> DossierOut:
     """Attach a document from the caller's own store (someone else's document: 404)."""
-    async with db.transaction() as session:
-        dossier = await _mine(session, caller, dossier_id, lock=True)
-        doc = await session.get(StoredDocument, document_id)
-        if doc is None or doc.owner_id != caller.user_id:
-            raise NOT_FOUND("Không tìm thấy giấy tờ", "No such document")
-        await _attach(session, dossier, doc.id, requirement)
-        return await _view(session, dossier)
+    dossier = await _mine(session, caller, dossier_id, lock=True)
+    doc = await session.get(StoredDocument, document_id)
+    if doc is None or doc.owner_id != caller.user_id:
+        raise NOT_FOUND("Không tìm thấy giấy tờ", "No such document")
+    await _attach(session, dossier, doc.id, requirement)
+    return await _view(session, dossier)
 
 
 async def attach_upload(
-    db: Database,
+    session: AsyncSession,
     store: FileStore,
     caller: Caller,
     dossier_id: uuid.UUID,
@@ -527,69 +545,70 @@ async def attach_upload(
     requirement: str | None,
 ) -> DossierOut:
     """Upload into the caller's document store and attach it to their dossier."""
-    async with db.read() as session:
-        dossier = await _mine(session, caller, dossier_id)
-        _ensure_open(dossier)
-    doc = await store_document(db, store, caller.user_id, checked, uploaded_by=caller.user_id)
-    return await attach_existing(db, caller, dossier_id, doc.id, requirement)
+    dossier = await _mine(session, caller, dossier_id, lock=True)
+    _ensure_open(dossier)
+    doc = await _store_document(session, store, caller.user_id, checked, uploaded_by=caller.user_id)
+    await _attach(session, dossier, doc.id, requirement)
+    return await _view(session, dossier)
 
 
-async def submit(db: Database, caller: Caller, dossier_id: uuid.UUID) -> DossierOut:
+async def submit(session: AsyncSession, caller: Caller, dossier_id: uuid.UUID) -> DossierOut:
     """Draft → ``receiving``: checks the required documents and gives the dossier its code."""
-    async with db.transaction() as session:
-        dossier = await _mine(session, caller, dossier_id, lock=True)
-        if dossier.status != DRAFT:
-            raise ILLEGAL_TRANSITION(
-                "Hồ sơ đã được nộp",
-                "The dossier was already submitted",
-                from_status=dossier.status,
-                to_status=S.RECEIVING.value,
-                actor="citizen",
-            )
-        procedure = await get_procedure(session, dossier.procedure_code)
-        attached = await session.scalars(
-            select(DossierAttachment.requirement).where(DossierAttachment.dossier_id == dossier.id)
+    dossier = await _mine(session, caller, dossier_id, lock=True)
+    if dossier.status != DRAFT:
+        raise ILLEGAL_TRANSITION(
+            "Hồ sơ đã được nộp",
+            "The dossier was already submitted",
+            from_status=dossier.status,
+            to_status=S.RECEIVING.value,
+            actor="citizen",
         )
-        have = set(attached)
-        missing = [d.code for d in procedure.documents if d.required and d.code not in have]
-        if not have or missing:
-            raise DOSSIER_INCOMPLETE(
-                "Hồ sơ còn thiếu giấy tờ bắt buộc", "Required documents are missing", missing=missing
-            )
-        now = utcnow()
-        dossier.code = await _next_code(session, dossier.agency_code, now)
-        dossier.submitted_at = now
-        _event(session, dossier, "submit", S.RECEIVING.value, "citizen", caller.user_id, at=now)
-        dossier.status = S.RECEIVING.value
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "submit", dossier)
-        return view
+    procedure = await get_procedure(session, dossier.procedure_code)
+    attached = await session.scalars(
+        select(DossierAttachment.requirement).where(DossierAttachment.dossier_id == dossier.id)
+    )
+    have = set(attached)
+    missing = [d.code for d in procedure.documents if d.required and d.code not in have]
+    if not have or missing:
+        raise DOSSIER_INCOMPLETE(
+            "Hồ sơ còn thiếu giấy tờ bắt buộc", "Required documents are missing", missing=missing
+        )
+    now = utcnow()
+    dossier.code = await _next_code(session, dossier.agency_code, now)
+    dossier.submitted_at = now
+    _event(session, dossier, "submit", S.RECEIVING.value, "citizen", caller.user_id, at=now)
+    dossier.status = S.RECEIVING.value
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "submit", dossier)
+    return view
 
 
-async def withdraw(db: Database, caller: Caller, dossier_id: uuid.UUID, reason: str | None) -> DossierOut:
+async def withdraw(
+    session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, reason: str | None
+) -> DossierOut:
     """→ ``cancelled`` (before processing starts); a paid fee is refunded, an unpaid fee bill cancelled."""
-    async with db.transaction() as session:
-        dossier = await _mine(session, caller, dossier_id, lock=True)
-        _move(session, dossier, S.CANCELLED, "citizen", caller.user_id, note=reason)
-        dossier.reason = reason
-        dossier.finished_at = utcnow()
-        refunded = await _refund_fee(session, dossier, "dossier_withdrawn")
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "withdraw", dossier, fee_refunded=refunded)
-        return view
+    dossier = await _mine(session, caller, dossier_id, lock=True)
+    _move(session, dossier, S.CANCELLED, "citizen", caller.user_id, note=reason)
+    dossier.reason = reason
+    dossier.finished_at = utcnow()
+    refunded = await _refund_fee(session, dossier, "dossier_withdrawn")
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "withdraw", dossier, fee_refunded=refunded)
+    return view
 
 
-async def resubmit(db: Database, caller: Caller, dossier_id: uuid.UUID, note: str | None) -> DossierOut:
+async def resubmit(
+    session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, note: str | None
+) -> DossierOut:
     """``waiting`` → ``processing``: the clock resumes; the due date moves by the paused working time."""
-    async with db.transaction() as session:
-        dossier = await _mine(session, caller, dossier_id, lock=True)
-        await _resume(session, dossier, "citizen", caller.user_id, note)
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "resubmit", dossier, paused_seconds=dossier.paused_seconds)
-        return view
+    dossier = await _mine(session, caller, dossier_id, lock=True)
+    await _resume(session, dossier, "citizen", caller.user_id, note)
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "resubmit", dossier, paused_seconds=dossier.paused_seconds)
+    return view
 
 
 async def _resume(
@@ -674,23 +693,22 @@ async def queue(
         return await _page(session, query, limit, cursor)
 
 
-async def ensure_fee_biller(db: Database, agency_code: str, *, production: bool) -> str:
+async def ensure_fee_biller(session: AsyncSession, agency_code: str, *, production: bool) -> str:
     """The per-agency public-service fee biller (``PSF_{agency}``), declared with defaults if missing."""
     code = fee_biller_code(agency_code)
-    async with db.read() as session:
-        try:
-            await get_biller(session, code, active_only=False)
-            return code
-        except AppError as error:
-            if error.kind is not BILLER_NOT_FOUND:
-                raise
-        agency = await session.get(Agency, agency_code)
-        if agency is None:
-            raise _not_found()
-        name = agency.name_vi
-        account = re.sub(r"\D", "", agency.treasury_account or "").zfill(6)[-19:]
-    await put_biller(
-        db,
+    try:
+        await get_biller(session, code, active_only=False)
+        return code
+    except AppError as error:
+        if error.kind is not BILLER_NOT_FOUND:
+            raise
+    agency = await session.get(Agency, agency_code)
+    if agency is None:
+        raise _not_found()
+    name = agency.name_vi
+    account = re.sub(r"\D", "", agency.treasury_account or "").zfill(6)[-19:]
+    await save_biller(
+        session,
         code,
         BillerIn(
             name=f"Phí, lệ phí – {name}"[:200],
@@ -722,47 +740,43 @@ def fee_biller_code(agency_code: str) -> str:
 
 
 async def accept(
-    db: Database, settings: Settings, caller: Caller, dossier_id: uuid.UUID, note: str | None
+    session: AsyncSession, settings: Settings, caller: Caller, dossier_id: uuid.UUID, note: str | None
 ) -> DossierOut:
     """Intake accepted: → ``paying`` with a fee bill when the fee is collected first, else → ``new``
     (the clock starts now)."""
-    async with db.read() as session:
-        peek = await _held(session, caller, dossier_id, lock=False)
-        agency, fee_first = peek.agency_code, peek.fee_collection == "first"
-    biller = await ensure_fee_biller(db, agency, production=settings.is_production) if fee_first else ""
-    async with db.transaction() as session:
-        dossier = await _held(session, caller, dossier_id)
-        procedure = await get_procedure(session, dossier.procedure_code)
-        case = _pick_case(procedure.fee_schedule.cases, dossier.fee_case) if dossier.fee_case else None
-        amount = _case_amount(case)
-        now = utcnow()
-        dossier.accepted_at = now
-        if dossier.fee_collection == "first" and amount != 0:
-            if amount is None:
-                raise FEE_NOT_CONFIGURED(
-                    "Chưa có mức phí cho trường hợp này; chưa thể thu phí",
-                    "The fee amount of this case is not configured; it cannot be billed",
-                    fee_case=dossier.fee_case,
-                )
-            check_transition(dossier.status, S.PAYING, "officer")
-            dossier.fee_amount = amount
-            await _bill(session, dossier, biller, amount)
-            action = _move(session, dossier, S.PAYING, "officer", caller.user_id, note=note, at=now)
-            await session.flush()
-            await _notify(
-                session,
-                dossier,
-                f"Hồ sơ đã được tiếp nhận. Vui lòng nộp phí {amount} đồng để bắt đầu xử lý.",
-                f"Your dossier was accepted. Please pay the fee of {amount} đồng to start processing.",
+    dossier = await _held(session, caller, dossier_id)
+    procedure = await get_procedure(session, dossier.procedure_code)
+    case = _pick_case(procedure.fee_schedule.cases, dossier.fee_case) if dossier.fee_case else None
+    amount = _case_amount(case)
+    now = utcnow()
+    dossier.accepted_at = now
+    if dossier.fee_collection == "first" and amount != 0:
+        if amount is None:
+            raise FEE_NOT_CONFIGURED(
+                "Chưa có mức phí cho trường hợp này; chưa thể thu phí",
+                "The fee amount of this case is not configured; it cannot be billed",
+                fee_case=dossier.fee_case,
             )
-        else:
-            action = _move(session, dossier, S.NEW, "officer", caller.user_id, note=note, at=now)
-            await _start_clock(session, dossier, now, procedure.processing_days)
-            await _notify(session, dossier, "Hồ sơ đã được tiếp nhận.", "Your dossier was accepted.")
+        check_transition(dossier.status, S.PAYING, "officer")
+        biller = await ensure_fee_biller(session, dossier.agency_code, production=settings.is_production)
+        dossier.fee_amount = amount
+        await _bill(session, dossier, biller, amount)
+        action = _move(session, dossier, S.PAYING, "officer", caller.user_id, note=note, at=now)
         await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, action, dossier, fee_amount=dossier.fee_amount)
-        return view
+        await _notify(
+            session,
+            dossier,
+            f"Hồ sơ đã được tiếp nhận. Vui lòng nộp phí {amount} đồng để bắt đầu xử lý.",
+            f"Your dossier was accepted. Please pay the fee of {amount} đồng to start processing.",
+        )
+    else:
+        action = _move(session, dossier, S.NEW, "officer", caller.user_id, note=note, at=now)
+        await _start_clock(session, dossier, now, procedure.processing_days)
+        await _notify(session, dossier, "Hồ sơ đã được tiếp nhận.", "Your dossier was accepted.")
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, action, dossier, fee_amount=dossier.fee_amount)
+    return view
 
 
 async def _bill(session: AsyncSession, dossier: Dossier, biller: str, amount: int) -> None:
@@ -790,122 +804,123 @@ async def _start_clock(
         dossier.due_provisional = deadline.provisional
 
 
-async def deny(db: Database, caller: Caller, dossier_id: uuid.UUID, reason: str) -> DossierOut:
-    async with db.transaction() as session:
-        dossier = await _held(session, caller, dossier_id)
-        _move(session, dossier, S.DENIED, "officer", caller.user_id, note=reason)
-        dossier.reason = reason
-        dossier.finished_at = utcnow()
-        await _notify(
-            session, dossier, f"Hồ sơ không được tiếp nhận: {reason}", f"Your dossier was refused: {reason}"
-        )
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "deny", dossier)
-        return view
+async def deny(session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, reason: str) -> DossierOut:
+    dossier = await _held(session, caller, dossier_id)
+    _move(session, dossier, S.DENIED, "officer", caller.user_id, note=reason)
+    dossier.reason = reason
+    dossier.finished_at = utcnow()
+    await _notify(
+        session, dossier, f"Hồ sơ không được tiếp nhận: {reason}", f"Your dossier was refused: {reason}"
+    )
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "deny", dossier)
+    return view
 
 
-async def process(db: Database, caller: Caller, dossier_id: uuid.UUID, note: str | None) -> DossierOut:
-    async with db.transaction() as session:
-        dossier = await _held(session, caller, dossier_id)
-        _move(session, dossier, S.PROCESSING, "officer", caller.user_id, note=note)
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "start_processing", dossier)
-        return view
+async def process(
+    session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, note: str | None
+) -> DossierOut:
+    dossier = await _held(session, caller, dossier_id)
+    _move(session, dossier, S.PROCESSING, "officer", caller.user_id, note=note)
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "start_processing", dossier)
+    return view
 
 
-async def transfer(db: Database, caller: Caller, dossier_id: uuid.UUID, note: str | None) -> DossierOut:
+async def transfer(
+    session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, note: str | None
+) -> DossierOut:
     """Hand the dossier to the next agency of its chain (liên thông); it stays ``processing``."""
-    async with db.transaction() as session:
-        dossier = await _held(session, caller, dossier_id)
-        if dossier.status not in _RUNNING:
-            raise ILLEGAL_TRANSITION(
-                "Chỉ chuyển hồ sơ đang xử lý",
-                "Only a dossier being processed can be transferred",
-                from_status=dossier.status,
-                to_status=S.PROCESSING.value,
-                actor="officer",
-            )
-        if dossier.chain_position + 1 >= len(dossier.chain):
-            raise NO_NEXT_AGENCY(
-                "Cơ quan hiện tại là cơ quan cuối trong quy trình", "This agency is the last of the chain"
-            )
-        if dossier.status == S.NEW.value:
-            _move(session, dossier, S.PROCESSING, "officer", caller.user_id)
-        source = dossier.agency_code
-        target = dossier.chain[dossier.chain_position + 1]
-        _event(
-            session,
-            dossier,
-            "transfer",
-            dossier.status,
-            "officer",
-            caller.user_id,
-            note=note,
-            details={"from_agency": source, "to_agency": target},
+    dossier = await _held(session, caller, dossier_id)
+    if dossier.status not in _RUNNING:
+        raise ILLEGAL_TRANSITION(
+            "Chỉ chuyển hồ sơ đang xử lý",
+            "Only a dossier being processed can be transferred",
+            from_status=dossier.status,
+            to_status=S.PROCESSING.value,
+            actor="officer",
         )
-        dossier.chain_position += 1
-        dossier.agency_code = target
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "transfer", dossier, from_agency=source, to_agency=target)
-        return view
+    if dossier.chain_position + 1 >= len(dossier.chain):
+        raise NO_NEXT_AGENCY(
+            "Cơ quan hiện tại là cơ quan cuối trong quy trình", "This agency is the last of the chain"
+        )
+    if dossier.status == S.NEW.value:
+        _move(session, dossier, S.PROCESSING, "officer", caller.user_id)
+    source = dossier.agency_code
+    target = dossier.chain[dossier.chain_position + 1]
+    _event(
+        session,
+        dossier,
+        "transfer",
+        dossier.status,
+        "officer",
+        caller.user_id,
+        note=note,
+        details={"from_agency": source, "to_agency": target},
+    )
+    dossier.chain_position += 1
+    dossier.agency_code = target
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "transfer", dossier, from_agency=source, to_agency=target)
+    return view
 
 
-async def request_supplement(db: Database, caller: Caller, dossier_id: uuid.UUID, reason: str) -> DossierOut:
+async def request_supplement(
+    session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, reason: str
+) -> DossierOut:
     """→ ``waiting``: the clock pauses and the citizen is told what to add."""
-    async with db.transaction() as session:
-        dossier = await _held(session, caller, dossier_id)
-        now = utcnow()
-        _move(session, dossier, S.WAITING, "officer", caller.user_id, note=reason, at=now)
-        dossier.paused_at = now
-        dossier.supplement_requests += 1
-        dossier.reason = reason
-        await _notify(
-            session,
-            dossier,
-            f"Cần bổ sung giấy tờ: {reason}",
-            f"Please add documents: {reason}",
-        )
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "request_supplement", dossier, requests=dossier.supplement_requests)
-        return view
+    dossier = await _held(session, caller, dossier_id)
+    now = utcnow()
+    _move(session, dossier, S.WAITING, "officer", caller.user_id, note=reason, at=now)
+    dossier.paused_at = now
+    dossier.supplement_requests += 1
+    dossier.reason = reason
+    await _notify(
+        session,
+        dossier,
+        f"Cần bổ sung giấy tờ: {reason}",
+        f"Please add documents: {reason}",
+    )
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "request_supplement", dossier, requests=dossier.supplement_requests)
+    return view
 
 
 async def set_fee_after(
-    db: Database, caller: Caller, dossier_id: uuid.UUID, amount: int, note: str | None
+    session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, amount: int, note: str | None
 ) -> DossierOut:
     """Set the fee collected after processing (billed when the officer approves)."""
-    async with db.transaction() as session:
-        dossier = await _held(session, caller, dossier_id)
-        if dossier.status != S.PROCESSING.value or dossier.fee_collection == "first" or dossier.fee_paid_at:
-            raise DOSSIER_LOCKED(
-                "Chỉ đặt phí thu sau khi hồ sơ đang xử lý và chưa thu phí trước",
-                "A fee after processing is set only while processing a dossier not charged first",
-                status=dossier.status,
-            )
-        dossier.fee_collection = "after"
-        dossier.fee_amount = amount
-        _event(
-            session,
-            dossier,
-            "set_fee",
-            dossier.status,
-            "officer",
-            caller.user_id,
-            note=note,
-            details={"amount": amount},
+    dossier = await _held(session, caller, dossier_id)
+    if dossier.status != S.PROCESSING.value or dossier.fee_collection == "first" or dossier.fee_paid_at:
+        raise DOSSIER_LOCKED(
+            "Chỉ đặt phí thu sau khi hồ sơ đang xử lý và chưa thu phí trước",
+            "A fee after processing is set only while processing a dossier not charged first",
+            status=dossier.status,
         )
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "set_fee", dossier, amount=amount)
-        return view
+    dossier.fee_collection = "after"
+    dossier.fee_amount = amount
+    _event(
+        session,
+        dossier,
+        "set_fee",
+        dossier.status,
+        "officer",
+        caller.user_id,
+        note=note,
+        details={"amount": amount},
+    )
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "set_fee", dossier, amount=amount)
+    return view
 
 
 async def approve(
-    db: Database,
+    session: AsyncSession,
     settings: Settings,
     store: FileStore,
     caller: Caller,
@@ -914,56 +929,50 @@ async def approve(
     note: str | None,
 ) -> DossierOut:
     """Processed, with its result document: → ``releasing``, or → ``paying`` when a fee is collected after."""
-    async with db.read() as session:
-        peek = await _held(session, caller, dossier_id, lock=False)
-        check_transition(peek.status, S.RELEASING, "officer")
-        applicant, agency = peek.applicant_id, peek.agency_code
-        fee_after = peek.fee_collection == "after" and bool(peek.fee_amount)
-    biller = await ensure_fee_biller(db, agency, production=settings.is_production) if fee_after else None
-    doc = await store_document(db, store, applicant, checked, uploaded_by=caller.user_id)
-    async with db.transaction() as session:
-        dossier = await _held(session, caller, dossier_id)
-        now = utcnow()
-        if biller is not None and dossier.fee_amount:
-            check_transition(dossier.status, S.PAYING, "officer")
-            await _bill(session, dossier, biller, dossier.fee_amount)
-            action = _move(session, dossier, S.PAYING, "officer", caller.user_id, note=note, at=now)
-            body = (
-                f"Hồ sơ đã xử lý xong. Vui lòng nộp phí {dossier.fee_amount} đồng để nhận kết quả.",
-                f"Your dossier is processed. Please pay {dossier.fee_amount} đồng to receive the result.",
-            )
-        else:
-            action = _move(session, dossier, S.RELEASING, "officer", caller.user_id, note=note, at=now)
-            body = ("Hồ sơ đã xử lý xong, có kết quả.", "Your dossier is processed; the result is ready.")
-        dossier.finished_at = now
-        dossier.result_document_id = doc.id
-        session.add(
-            DossierAttachment(dossier_id=dossier.id, document_id=doc.id, purpose="result", requirement=None)
+    dossier = await _held(session, caller, dossier_id)
+    check_transition(dossier.status, S.RELEASING, "officer")
+    doc = await _store_document(session, store, dossier.applicant_id, checked, uploaded_by=caller.user_id)
+    now = utcnow()
+    if dossier.fee_collection == "after" and dossier.fee_amount:
+        check_transition(dossier.status, S.PAYING, "officer")
+        biller = await ensure_fee_biller(session, dossier.agency_code, production=settings.is_production)
+        await _bill(session, dossier, biller, dossier.fee_amount)
+        action = _move(session, dossier, S.PAYING, "officer", caller.user_id, note=note, at=now)
+        body = (
+            f"Hồ sơ đã xử lý xong. Vui lòng nộp phí {dossier.fee_amount} đồng để nhận kết quả.",
+            f"Your dossier is processed. Please pay {dossier.fee_amount} đồng to receive the result.",
         )
-        await session.flush()
-        await publish(session, ResultIssued(dossier.id, doc.id, caller.user_id, now))  # signs the result
-        await _notify(session, dossier, *body)
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, action, dossier, result_document=str(doc.id))
-        return view
+    else:
+        action = _move(session, dossier, S.RELEASING, "officer", caller.user_id, note=note, at=now)
+        body = ("Hồ sơ đã xử lý xong, có kết quả.", "Your dossier is processed; the result is ready.")
+    dossier.finished_at = now
+    dossier.result_document_id = doc.id
+    session.add(
+        DossierAttachment(dossier_id=dossier.id, document_id=doc.id, purpose="result", requirement=None)
+    )
+    await session.flush()
+    await publish(session, ResultIssued(dossier.id, doc.id, caller.user_id, now))  # signs the result
+    await _notify(session, dossier, *body)
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, action, dossier, result_document=str(doc.id))
+    return view
 
 
-async def stop(db: Database, caller: Caller, dossier_id: uuid.UUID, reason: str) -> DossierOut:
+async def stop(session: AsyncSession, caller: Caller, dossier_id: uuid.UUID, reason: str) -> DossierOut:
     """→ ``unresolved``; a paid fee is refunded to the wallet (no procedure declares that its fee covers work
     already done)."""
-    async with db.transaction() as session:
-        dossier = await _held(session, caller, dossier_id)
-        _move(session, dossier, S.UNRESOLVED, "officer", caller.user_id, note=reason)
-        dossier.reason = reason
-        dossier.finished_at = utcnow()
-        dossier.paused_at = None
-        refunded = await _refund_fee(session, dossier, "dossier_stopped")
-        await _notify(session, dossier, f"Hồ sơ bị dừng xử lý: {reason}", f"Processing was stopped: {reason}")
-        await session.flush()
-        view = await _view(session, dossier)
-        await _audit(session, caller, "stop", dossier, fee_refunded=refunded)
-        return view
+    dossier = await _held(session, caller, dossier_id)
+    _move(session, dossier, S.UNRESOLVED, "officer", caller.user_id, note=reason)
+    dossier.reason = reason
+    dossier.finished_at = utcnow()
+    dossier.paused_at = None
+    refunded = await _refund_fee(session, dossier, "dossier_stopped")
+    await _notify(session, dossier, f"Hồ sơ bị dừng xử lý: {reason}", f"Processing was stopped: {reason}")
+    await session.flush()
+    view = await _view(session, dossier)
+    await _audit(session, caller, "stop", dossier, fee_refunded=refunded)
+    return view
 
 
 # --- fee payments ---------------------------------------------------------------------------------------
@@ -1005,7 +1014,37 @@ def _status_name(status: str) -> str:
     return "Chưa nộp" if status == DRAFT else STATUSES[S(status)].name_vi
 
 
-def _summary(d: Dossier) -> DossierSummary:
+_OPEN_CLOCK = (S.NEW.value, S.PROCESSING.value, S.WAITING.value)
+_NOT_CLASSIFIED = (S.CANCELLED.value,)
+
+
+def _clock_open(d: Dossier) -> bool:
+    return d.due_at is not None and d.finished_at is None and d.status in _OPEN_CLOCK
+
+
+def _timeliness(d: Dossier) -> str | None:
+    """DOMAIN.md: a finished dossier is early (finished a calendar day before its due date), on time (on
+    the due date's day) or late (after, or more than one supplement requested), days in Asia/Ho_Chi_Minh;
+    ``due_at`` already carries the supplement pauses. A withdrawn dossier, or one whose clock never ran
+    (denied at intake), is not classified."""
+    if d.finished_at is None or d.due_at is None or d.status in _NOT_CLASSIFIED:
+        return None
+    return classify(d.due_at, d.finished_at, supplement_requests=d.supplement_requests).value
+
+
+def _remaining(d: Dossier, calendar: WorkCalendar | None, now: datetime) -> int | None:
+    """Working seconds (office hours) left until the due date of an open dossier, negative once past it;
+    frozen at the pause while a supplement is awaited."""
+    if calendar is None or not _clock_open(d) or d.due_at is None:
+        return None
+    at = d.paused_at if d.status == S.WAITING.value and d.paused_at is not None else now
+    if at <= d.due_at:
+        return int(calendar.working_time_between(at, d.due_at).total_seconds())
+    return -int(calendar.working_time_between(d.due_at, at).total_seconds())
+
+
+def _summary(d: Dossier, calendar: WorkCalendar | None = None, now: datetime | None = None) -> DossierSummary:
+    remaining = _remaining(d, calendar, now or utcnow())
     return DossierSummary(
         id=d.id,
         code=d.code,
@@ -1018,6 +1057,9 @@ def _summary(d: Dossier) -> DossierSummary:
         received_at=d.received_at,
         due_at=d.due_at,
         due_provisional=d.due_provisional,
+        remaining_working_seconds=remaining,
+        overdue=remaining is not None and remaining < 0,
+        timeliness=_timeliness(d),  # type: ignore[arg-type]
         created_at=d.created_at,
     )
 
@@ -1034,7 +1076,7 @@ async def _view(session: AsyncSession, d: Dossier) -> DossierOut:
     events = await session.scalars(
         select(DossierEvent).where(DossierEvent.dossier_id == d.id).order_by(DossierEvent.id)
     )
-    s = _summary(d)
+    s = _summary(d, await _calendar(session) if _clock_open(d) else None)
     return DossierOut(
         **{f: getattr(s, f) for f in s.__struct_fields__},
         chain=list(d.chain),
@@ -1096,8 +1138,9 @@ async def _page(session: AsyncSession, query: Select[Any], limit: int, cursor: s
     rows = list(await session.scalars(query.order_by(Dossier.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
+    calendar = await _calendar(session) if any(_clock_open(r) for r in rows) else None
     return DossierPage(
-        items=[_summary(r) for r in rows],
+        items=[_summary(r, calendar) for r in rows],
         next_cursor=_encode_cursor(rows[-1].id) if more and rows else None,
     )
 

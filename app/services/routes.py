@@ -8,15 +8,19 @@ Editing it (procedures, agencies, the holiday table) is for admins with the ``su
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, delete, get, patch, put
+from litestar import Controller, Request, Response, delete, get, patch, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.audit import client_address, record
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
+from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, idempotent_response, scope_of
 from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty
 from app.core.settings import Settings
@@ -197,6 +201,38 @@ class ServicesCatalogueController(Controller):
         )
 
 
+async def _audited(
+    request: Request[Any, Any, Any],
+    db: Database,
+    caller: Caller,
+    key: str | None,
+    data: Any,
+    effect: Callable[[AsyncSession], Awaitable[Any]],
+    *,
+    action: str,
+    object_type: str,
+    object_id: str,
+    status_code: int = 200,
+) -> Response[Any]:
+    """An admin's edit: once per Idempotency-Key, recorded in the audit trail in the same transaction."""
+
+    async def audited(session: AsyncSession) -> Any:
+        result = await effect(session)
+        await record(
+            session,
+            actor=caller,
+            action=f"services.{action}",
+            object_type=object_type,
+            object_id=object_id,
+            client_address=client_address(request),
+        )
+        return result
+
+    return await idempotent_response(
+        request, db, scope=scope_of(caller), key=key, data=data, effect=audited, status_code=status_code
+    )
+
+
 class ServicesAdminController(Controller):
     """Admins (duty ``superadmin``): edit the catalogue and the holiday table."""
 
@@ -210,29 +246,46 @@ class ServicesAdminController(Controller):
         "/procedures/{code:str}",
         operation_id="updateProcedure",
         summary="Edit a procedure",
-        opt={"errors": [PROCEDURE_NOT_FOUND, UNKNOWN_AGENCY, INVALID_FEE_SCHEDULE]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, PROCEDURE_NOT_FOUND, UNKNOWN_AGENCY, INVALID_FEE_SCHEDULE]},
     )
     async def update_procedure(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         code: ProcedureCode,
         data: JSONBody[ProcedureUpdate],
-    ) -> ProcedureDetail:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ProcedureDetail]:
         """Replace a procedure's agency chain, documents, fee schedule, return channels, processing time or
         online level (each field given replaces the stored one). Edited fields survive a later reload of the
         catalogue file. Fee schedules: unique case codes, exactly one default case, an exempt case charges
         nothing, any other case has lines."""
-        return await service.update_procedure(db, code, data, caller.user_id)
+
+        async def effect(session: AsyncSession) -> ProcedureDetail:
+            return await service.update_procedure(session, code, data, caller.user_id)
+
+        return await _audited(
+            request,
+            db,
+            caller,
+            idempotency_key,
+            data,
+            effect,
+            action="procedure_updated",
+            object_type="procedure",
+            object_id=code,
+        )
 
     @put(
         "/agencies/{code:str}",
         operation_id="putAgency",
         summary="Create or replace an agency",
-        opt={"errors": []},
+        opt={"errors": [*IDEMPOTENCY_ERRORS]},
     )
     async def put_agency(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         code: Annotated[
@@ -242,9 +295,24 @@ class ServicesAdminController(Controller):
             ),
         ],
         data: JSONBody[AgencyPut],
-    ) -> AgencyOut:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[AgencyOut]:
         """Add an agency, or replace its name, level, treasury account or active flag."""
-        return await service.put_agency(db, code, data, caller.user_id)
+
+        async def effect(session: AsyncSession) -> AgencyOut:
+            return await service.put_agency(session, code, data, caller.user_id)
+
+        return await _audited(
+            request,
+            db,
+            caller,
+            idempotency_key,
+            data,
+            effect,
+            action="agency_saved",
+            object_type="agency",
+            object_id=code,
+        )
 
     @get(
         "/calendar/{year:int}",
@@ -261,48 +329,100 @@ class ServicesAdminController(Controller):
         "/calendar/{year:int}",
         operation_id="replaceCalendarYear",
         summary="Load a year's holiday schedule",
-        opt={"errors": [INVALID_CALENDAR]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, INVALID_CALENDAR]},
     )
     async def replace_calendar_year(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         year: Year,
         data: JSONBody[CalendarYearIn],
-    ) -> CalendarYearOut:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[CalendarYearOut]:
         """Replace the year's rows with ``days`` (days off: ``holiday``/``swap_off``; worked weekend days:
         ``swap_work``). With ``announced`` true, deadlines in the year are no longer provisional and the
         statutory fallback is not used. Deadlines already computed are not changed."""
-        return await service.replace_calendar_year(db, year, data, caller.user_id)
+
+        async def effect(session: AsyncSession) -> CalendarYearOut:
+            return await service.replace_calendar_year(session, year, data, caller.user_id)
+
+        return await _audited(
+            request,
+            db,
+            caller,
+            idempotency_key,
+            data,
+            effect,
+            action="calendar_year_replaced",
+            object_type="calendar_year",
+            object_id=str(year),
+        )
 
     @put(
         "/calendar/days/{day:date}",
         operation_id="putCalendarDay",
         summary="Set one day of the holiday table",
-        opt={"errors": [INVALID_CALENDAR]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, INVALID_CALENDAR]},
     )
     async def put_calendar_day(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         caller: NamedDependency[Caller],
         day: Day,
         data: JSONBody[CalendarDayPut],
-    ) -> CalendarDayOut:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[CalendarDayOut]:
         """Add or change one day (a year not yet in the table is added as not announced)."""
-        return await service.put_calendar_day(db, day, data, caller.user_id)
+
+        async def effect(session: AsyncSession) -> CalendarDayOut:
+            return await service.put_calendar_day(session, day, data, caller.user_id)
+
+        return await _audited(
+            request,
+            db,
+            caller,
+            idempotency_key,
+            data,
+            effect,
+            action="calendar_day_saved",
+            object_type="calendar_day",
+            object_id=day.isoformat(),
+        )
 
     @delete(
         "/calendar/days/{day:date}",
         operation_id="deleteCalendarDay",
         summary="Remove one day from the holiday table",
-        opt={"errors": []},
+        opt={"errors": [*IDEMPOTENCY_ERRORS]},
     )
     async def delete_calendar_day(
-        self, db: NamedDependency[Database], caller: NamedDependency[Caller], day: Day
-    ) -> None:
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        caller: NamedDependency[Caller],
+        day: Day,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """The day becomes an ordinary day (a working day unless it is a weekend). Idempotent: 204 whether
         or not the day was in the table."""
-        await service.delete_calendar_day(db, day, caller.user_id)
+
+        async def effect(session: AsyncSession) -> None:
+            await service.delete_calendar_day(session, day, caller.user_id)
+
+        return await _audited(
+            request,
+            db,
+            caller,
+            idempotency_key,
+            None,
+            effect,
+            action="calendar_day_deleted",
+            object_type="calendar_day",
+            object_id=day.isoformat(),
+            status_code=204,
+        )
 
 
 services_routes = [ServicesCatalogueController, ServicesAdminController]

@@ -256,22 +256,21 @@ async def list_agencies(session: AsyncSession) -> list[AgencyOut]:
     return [_agency_out(row) for row in rows]
 
 
-async def put_agency(db: Database, code: str, body: AgencyPut, actor: uuid.UUID) -> AgencyOut:
+async def put_agency(session: AsyncSession, code: str, body: AgencyPut, actor: uuid.UUID) -> AgencyOut:
     """Create or replace the agency ``code``."""
-    async with db.transaction() as session:
-        agency = await session.get(Agency, code)
-        if agency is None:
-            agency = Agency(code=code)
-            session.add(agency)
-        agency.name_vi = body.name_vi
-        agency.name_en = body.name_en
-        agency.level = body.level
-        agency.treasury_account = body.treasury_account
-        agency.active = body.active
-        agency.updated_by = actor
-        agency.updated_at = utcnow()
-        await session.flush()
-        return _agency_out(agency)
+    agency = await session.get(Agency, code)
+    if agency is None:
+        agency = Agency(code=code)
+        session.add(agency)
+    agency.name_vi = body.name_vi
+    agency.name_en = body.name_en
+    agency.level = body.level
+    agency.treasury_account = body.treasury_account
+    agency.active = body.active
+    agency.updated_by = actor
+    agency.updated_at = utcnow()
+    await session.flush()
+    return _agency_out(agency)
 
 
 def _summary(row: Procedure) -> ProcedureSummary:
@@ -393,64 +392,63 @@ async def get_procedure(session: AsyncSession, code: str) -> ProcedureDetail:
 
 
 async def update_procedure(
-    db: Database, code: str, update: ProcedureUpdate, actor: uuid.UUID
+    session: AsyncSession, code: str, update: ProcedureUpdate, actor: uuid.UUID
 ) -> ProcedureDetail:
     """Apply an admin's edit; each field given is replaced and remembered as edited (a later file load
     keeps it)."""
-    async with db.transaction() as session:
-        row = await session.get(Procedure, code, with_for_update=True)
-        if row is None:
-            raise PROCEDURE_NOT_FOUND(f"Không có thủ tục mã {code}", f"No procedure with code {code}")
-        edited: set[str] = set(row.edited_fields)
-        if not isinstance(update.agency_chain, msgspec.UnsetType):
-            chain = list(update.agency_chain)
-            found = set(await session.scalars(select(Agency.code).where(Agency.code.in_(chain))))
-            unknown = [c for c in chain if c not in found]
-            if unknown:
-                raise UNKNOWN_AGENCY(
-                    f"Không có cơ quan mã {', '.join(unknown)}",
-                    f"No agency with code {', '.join(unknown)}",
-                    agencies=unknown,
-                )
-            if len(set(chain)) != len(chain):
-                raise UNKNOWN_AGENCY(
-                    "Một cơ quan xuất hiện hai lần trong quy trình",
-                    "An agency appears twice in the chain",
-                    agencies=chain,
-                )
-            await _set_chain(session, code, chain)
-            edited.add("agency_chain")
-        if not isinstance(update.fee_schedule, msgspec.UnsetType):
-            problems = fee_schedule_problems(update.fee_schedule)
-            if problems:
-                raise INVALID_FEE_SCHEDULE(
-                    "Biểu phí không hợp lệ: " + "; ".join(problems),
-                    "Invalid fee schedule: " + "; ".join(problems),
-                    problems=problems,
-                )
-            row.fee_schedule = msgspec.to_builtins(update.fee_schedule)
-            edited.add("fee_schedule")
-        if not isinstance(update.documents, msgspec.UnsetType):
-            if len({d.code for d in update.documents}) != len(update.documents):
-                raise VALIDATION_FAILED(
-                    "Mã giấy tờ bị trùng", "Document codes must be unique", errors=[_field("documents")]
-                )
-            row.documents = msgspec.to_builtins(update.documents)
-            edited.add("documents")
-        if not isinstance(update.return_channels, msgspec.UnsetType):
-            row.return_channels = list(dict.fromkeys(update.return_channels))
-            edited.add("return_channels")
-        if not isinstance(update.processing_days, msgspec.UnsetType):
-            row.processing_days = update.processing_days
-            edited.add("processing_days")
-        if not isinstance(update.online, msgspec.UnsetType):
-            row.online = update.online
-            edited.add("online")
-        row.edited_fields = sorted(edited)
-        row.updated_by = actor
-        row.updated_at = utcnow()
-        await session.flush()
-        return await _detail(session, row)
+    row = await session.get(Procedure, code, with_for_update=True)
+    if row is None:
+        raise PROCEDURE_NOT_FOUND(f"Không có thủ tục mã {code}", f"No procedure with code {code}")
+    edited: set[str] = set(row.edited_fields)
+    if not isinstance(update.agency_chain, msgspec.UnsetType):
+        chain = list(update.agency_chain)
+        found = set(await session.scalars(select(Agency.code).where(Agency.code.in_(chain))))
+        unknown = [c for c in chain if c not in found]
+        if unknown:
+            raise UNKNOWN_AGENCY(
+                f"Không có cơ quan mã {', '.join(unknown)}",
+                f"No agency with code {', '.join(unknown)}",
+                agencies=unknown,
+            )
+        if len(set(chain)) != len(chain):
+            raise UNKNOWN_AGENCY(
+                "Một cơ quan xuất hiện hai lần trong quy trình",
+                "An agency appears twice in the chain",
+                agencies=chain,
+            )
+        await _set_chain(session, code, chain)
+        edited.add("agency_chain")
+    if not isinstance(update.fee_schedule, msgspec.UnsetType):
+        problems = fee_schedule_problems(update.fee_schedule)
+        if problems:
+            raise INVALID_FEE_SCHEDULE(
+                "Biểu phí không hợp lệ: " + "; ".join(problems),
+                "Invalid fee schedule: " + "; ".join(problems),
+                problems=problems,
+            )
+        row.fee_schedule = msgspec.to_builtins(update.fee_schedule)
+        edited.add("fee_schedule")
+    if not isinstance(update.documents, msgspec.UnsetType):
+        if len({d.code for d in update.documents}) != len(update.documents):
+            raise VALIDATION_FAILED(
+                "Mã giấy tờ bị trùng", "Document codes must be unique", errors=[_field("documents")]
+            )
+        row.documents = msgspec.to_builtins(update.documents)
+        edited.add("documents")
+    if not isinstance(update.return_channels, msgspec.UnsetType):
+        row.return_channels = list(dict.fromkeys(update.return_channels))
+        edited.add("return_channels")
+    if not isinstance(update.processing_days, msgspec.UnsetType):
+        row.processing_days = update.processing_days
+        edited.add("processing_days")
+    if not isinstance(update.online, msgspec.UnsetType):
+        row.online = update.online
+        edited.add("online")
+    row.edited_fields = sorted(edited)
+    row.updated_by = actor
+    row.updated_at = utcnow()
+    await session.flush()
+    return await _detail(session, row)
 
 
 def _field(name: str) -> dict[str, str]:
@@ -564,7 +562,7 @@ def _check_day(day: date, kind: str) -> None:
 
 
 async def replace_calendar_year(
-    db: Database, year: int, body: CalendarYearIn, actor: uuid.UUID
+    session: AsyncSession, year: int, body: CalendarYearIn, actor: uuid.UUID
 ) -> CalendarYearOut:
     """Replace ``year``'s schedule (e.g. when the Government announces it)."""
     seen: set[date] = set()
@@ -577,46 +575,45 @@ async def replace_calendar_year(
             raise INVALID_CALENDAR(message, message, date=day.date.isoformat())
         seen.add(day.date)
         _check_day(day.date, day.kind)
-    async with db.transaction() as session:
-        await _write_year(session, year, body, actor)
-        return await get_calendar_year(session, year)
+    await _write_year(session, year, body, actor)
+    return await get_calendar_year(session, year)
 
 
-async def put_calendar_day(db: Database, day: date, body: CalendarDayPut, actor: uuid.UUID) -> CalendarDayOut:
+async def put_calendar_day(
+    session: AsyncSession, day: date, body: CalendarDayPut, actor: uuid.UUID
+) -> CalendarDayOut:
     """Set one day; a year not yet in the table is added as not announced."""
     _check_day(day, body.kind)
-    async with db.transaction() as session:
-        if await session.get(CalendarYear, day.year) is None:
-            session.add(CalendarYear(year=day.year, announced=False, updated_by=actor))
-            await session.flush()
-        row = await session.get(CalendarDay, day)
-        if row is None:
-            row = CalendarDay(day=day, year=day.year)
-            session.add(row)
-        row.kind = body.kind
-        row.name_vi = body.name_vi
-        row.name_en = body.name_en
-        row.status = body.status
-        row.note = body.note
-        row.updated_by = actor
-        row.updated_at = utcnow()
+    if await session.get(CalendarYear, day.year) is None:
+        session.add(CalendarYear(year=day.year, announced=False, updated_by=actor))
         await session.flush()
-        return _day_out(row)
+    row = await session.get(CalendarDay, day)
+    if row is None:
+        row = CalendarDay(day=day, year=day.year)
+        session.add(row)
+    row.kind = body.kind
+    row.name_vi = body.name_vi
+    row.name_en = body.name_en
+    row.status = body.status
+    row.note = body.note
+    row.updated_by = actor
+    row.updated_at = utcnow()
+    await session.flush()
+    return _day_out(row)
 
 
-async def delete_calendar_day(db: Database, day: date, actor: uuid.UUID) -> bool:
+async def delete_calendar_day(session: AsyncSession, day: date, actor: uuid.UUID) -> bool:
     """Remove one day from the table (it becomes an ordinary day); False if it was not there (deleting is
     idempotent)."""
-    async with db.transaction() as session:
-        row = await session.get(CalendarDay, day)
-        if row is None:
-            return False
-        await session.delete(row)
-        year = await session.get(CalendarYear, day.year)
-        if year is not None:
-            year.updated_by = actor
-            year.updated_at = utcnow()
-        return True
+    row = await session.get(CalendarDay, day)
+    if row is None:
+        return False
+    await session.delete(row)
+    year = await session.get(CalendarYear, day.year)
+    if year is not None:
+        year.updated_by = actor
+        year.updated_at = utcnow()
+    return True
 
 
 async def estimate_deadline(

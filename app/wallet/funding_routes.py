@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
@@ -77,15 +78,31 @@ class FundingController(Controller):
         "/funding-sources/{source_id:uuid}",
         operation_id="removeFundingSource",
         summary="Unlink a card or bank account",
-        opt={"errors": [funding.FUNDING_SOURCE_NOT_FOUND]},
+        opt={"errors": [*IDEMPOTENCY_ERRORS, funding.FUNDING_SOURCE_NOT_FOUND]},
     )
     async def remove_source(
-        self, caller: NamedDependency[Caller], db: NamedDependency[Database], source_id: FromPath[uuid.UUID]
-    ) -> None:
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Caller],
+        db: NamedDependency[Database],
+        source_id: FromPath[uuid.UUID],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         """Unlink one of the signed-in citizen's cards or bank accounts. With none left, the wallet can
         neither pay nor transfer until another is linked (top-ups and withdrawals in progress finish)."""
-        async with db.transaction() as session:
+
+        async def effect(session: AsyncSession) -> None:
             await funding.remove_source(session, caller.user_id, source_id)
+
+        return await idempotent_response(
+            request,
+            db,
+            scope=scope_of(caller),
+            key=idempotency_key,
+            data=None,
+            effect=effect,
+            status_code=204,
+        )
 
     @post(
         "/funding-sources/cards",

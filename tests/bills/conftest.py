@@ -18,6 +18,7 @@ from app.bills.schemas import BillerIn, CustomerInput, HttpConnector, Settlement
 from app.core.db import Database
 from app.core.security import Caller, issue_access_token
 from app.core.settings import Settings
+from tests.factories import auto_idempotency_keys
 
 HTTP_BILLER_URL = "https://billing.vnpt-hue.test/api"
 SANDBOX_TODAY = date(2025, 6, 20)
@@ -27,6 +28,13 @@ SANDBOX_TODAY = date(2025, 6, 20)
 @pytest.fixture(autouse=True)
 def _tokens_without_identity_sessions(tokens_without_sessions: None) -> None:
     """Every bills test signs callers in with tokens of its own making (see tests/conftest.py)."""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_idempotency_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each state-changing request without an Idempotency-Key gets a fresh one (a new operation): these
+    tests are about bills; the payment route's keys are set explicitly where they matter."""
+    auto_idempotency_keys(monkeypatch)
 
 
 def headers_for(

@@ -252,7 +252,8 @@ async def test_a_cashier_of_merchant_a_cannot_see_merchant_b(world: World) -> No
     )  # no scope
     owner_a_h = world.staff(_owner_a, a_id, "merchant_owner")
     revoked = await world.http.delete(
-        f"/api/v1/merchants/{a_id}/api-keys/{key.json()['id']}", headers=owner_a_h
+        f"/api/v1/merchants/{a_id}/api-keys/{key.json()['id']}",
+        headers={**owner_a_h, "Idempotency-Key": "revoke-1"},
     )
     assert revoked.status_code == 204, revoked.text
     assert_problem(

@@ -11,7 +11,15 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.services.catalogue import HOLIDAYS_FILE, NATIONAL_CATALOGUE_FILE, load_json
 from app.services.service import load_catalogue, load_holidays
-from tests.factories import token_with_claims
+from tests.factories import auto_idempotency_keys, token_with_claims
+
+
+@pytest.fixture(autouse=True)
+def _fresh_idempotency_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each state-changing request gets a fresh Idempotency-Key (a new operation) unless the module sets
+    ``EXPLICIT_IDEMPOTENCY_KEYS = True``, where the key's semantics are tested."""
+    if not getattr(request.module, "EXPLICIT_IDEMPOTENCY_KEYS", False):
+        auto_idempotency_keys(monkeypatch)
 
 
 @pytest.fixture

@@ -47,8 +47,14 @@ def settings(backend_env: Backend, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def procedure(loaded: Database) -> str:
     """A commune → province procedure of 3 working days with a fee collected first (or an exempt case)."""
+    async with loaded.transaction() as session:
+        await _update_procedure(session)
+    return PROCEDURE
+
+
+async def _update_procedure(session: Any) -> None:
     await update_procedure(
-        loaded,
+        session,
         PROCEDURE,
         ProcedureUpdate(
             agency_chain=["PHU-XUAN", "HUE"],
@@ -79,7 +85,6 @@ async def procedure(loaded: Database) -> str:
         ),
         uuid.uuid4(),
     )
-    return PROCEDURE
 
 
 def _file(name: str, content: bytes, claimed: str = "application/pdf") -> dict[str, Any]:
@@ -344,6 +349,7 @@ async def test_officer_of_another_agency_sees_and_does_nothing(client: Any, proc
         "request-supplement": {"reason": "x"},
         "fee": {"amount": 1000},
         "stop": {"reason": "x"},
+        "collected": {},
     }
     for action, payload in json_actions.items():
         response = await client.post(f"{base}/{action}", json=payload, headers=other.headers)

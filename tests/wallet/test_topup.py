@@ -97,11 +97,15 @@ async def test_only_the_holders_own_debit_card_or_account_links_and_without_one_
     assert_problem(await world.topup(friend, card, 50_000), 404, "funding_source_not_found")
     # Unlinking: only one's own; with none left the wallet cannot pay again.
     gone = f"/api/v1/me/wallet/funding-sources/{card}"
-    assert_problem(await world.http.delete(gone, headers=friend.headers), 404, "funding_source_not_found")
-    assert (await world.http.delete(gone, headers=person.headers)).status_code == 204
+    refused = await world.http.delete(gone, headers={**friend.headers, "Idempotency-Key": "unlink-x"})
+    assert_problem(refused, 404, "funding_source_not_found")
+    assert (
+        await world.http.delete(gone, headers={**person.headers, "Idempotency-Key": "unlink-1"})
+    ).status_code == 204
     assert (
         await world.http.delete(
-            f"/api/v1/me/wallet/funding-sources/{account.json()['id']}", headers=person.headers
+            f"/api/v1/me/wallet/funding-sources/{account.json()['id']}",
+            headers={**person.headers, "Idempotency-Key": "unlink-2"},
         )
     ).status_code == 204
     again = await world.http.post(
