@@ -120,8 +120,8 @@ async def settle_day(db: Database, day: date) -> SettlementRun:
             async with db.transaction() as session:
                 # Complaint holds: what earlier days kept back is still on the payable (not paid now), the
                 # open holds not kept back yet are kept back now, the released ones are paid now.
+                holds = await holds_at_cutoff(session, merchant.payable_account_id, end)  # locks them
                 kept = await holds_kept_back(session, merchant.payable_account_id)
-                holds = await holds_at_cutoff(session, merchant.payable_account_id, end)
                 amount = balance - kept - holds.net
                 payout = MerchantPayout(
                     merchant_id=merchant.id,
