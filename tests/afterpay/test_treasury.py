@@ -89,9 +89,8 @@ async def test_a_days_fees_go_to_the_agencys_treasury_with_the_platform_fields(w
                 fee_amount=70_000,
             )
         )
-    async with world.db.transaction() as session:  # dossier service functions take the session (finish)
-        biller = await ensure_fee_biller(session, "PHU-XUAN", production=False)
     async with world.db.transaction() as session:
+        biller = await ensure_fee_biller(session, "PHU-XUAN", production=False)
         fee = await bills.issue_bill(
             session,
             biller_code=biller,

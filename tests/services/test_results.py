@@ -48,34 +48,37 @@ def settings(backend_env: Backend, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def procedure(loaded: Database) -> str:
     """One desk (PHU-XUAN), 3 working days, a 50,000 đ fee collected first (or exempt); every channel."""
-    await update_procedure(
-        loaded,
-        PROCEDURE,
-        ProcedureUpdate(
-            agency_chain=["PHU-XUAN"],
-            processing_days=3,
-            return_channels=["desk", "online", "post"],
-            documents=[RequiredDocument(code="application_form", name_vi="Tờ khai")],
-            fee_schedule=FeeSchedule(
-                cases=[
-                    FeeCase(
-                        code="case_1",
-                        name_vi="Nộp trực tuyến",
-                        collection="first",
-                        default=True,
-                        lines=[FeeLine(code="le_phi", kind="charge", name_vi="Lệ phí", amount_vnd=50_000)],
-                    ),
-                    FeeCase(
-                        code="exempt_groups",
-                        name_vi="Miễn",
-                        collection="exempt",
-                        lines=[FeeLine(code="le_phi", kind="charge", name_vi="Lệ phí", amount_vnd=0)],
-                    ),
-                ]
+    async with loaded.transaction() as session:
+        await update_procedure(
+            session,
+            PROCEDURE,
+            ProcedureUpdate(
+                agency_chain=["PHU-XUAN"],
+                processing_days=3,
+                return_channels=["desk", "online", "post"],
+                documents=[RequiredDocument(code="application_form", name_vi="Tờ khai")],
+                fee_schedule=FeeSchedule(
+                    cases=[
+                        FeeCase(
+                            code="case_1",
+                            name_vi="Nộp trực tuyến",
+                            collection="first",
+                            default=True,
+                            lines=[
+                                FeeLine(code="le_phi", kind="charge", name_vi="Lệ phí", amount_vnd=50_000)
+                            ],
+                        ),
+                        FeeCase(
+                            code="exempt_groups",
+                            name_vi="Miễn",
+                            collection="exempt",
+                            lines=[FeeLine(code="le_phi", kind="charge", name_vi="Lệ phí", amount_vnd=0)],
+                        ),
+                    ]
+                ),
             ),
-        ),
-        uuid.uuid4(),
-    )
+            uuid.uuid4(),
+        )
     return PROCEDURE
 
 
