@@ -26,6 +26,7 @@ from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, idempotent_
 from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_duty, require_roles
 from app.core.settings import Settings
+from app.merchants.errors import REFUND_EXCEEDS_PAID
 from app.wallet.errors import INSUFFICIENT_FUNDS, REFUND_EXCEEDS_PAYMENT
 
 __all__ = ["ComplaintAdminController", "MyComplaintsController", "complaint_routes"]
@@ -180,6 +181,7 @@ class ComplaintAdminController(Controller):
                 COMPLAINT_STATE,
                 NOTHING_TO_DISPUTE,
                 REFUND_EXCEEDS_PAYMENT,
+                REFUND_EXCEEDS_PAID,
                 INSUFFICIENT_FUNDS,
             ]
         },

@@ -26,7 +26,7 @@ class ComplaintIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     kind: Annotated[str, Meta(min_length=1, max_length=32)]
     """The payment kind: ``bill`` (``payment_id`` = the bill's id), ``transfer`` (the transfer's id) or
-    ``merchant`` (a QR payment's id, once merchant payments exist)."""
+    ``merchant`` (the QR payment's id, as its receipt gives it)."""
     payment_id: Annotated[str, Meta(min_length=1, max_length=64)]
     """The payment's id as the app shows it."""
     reason: Reason

@@ -96,6 +96,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "users_locked": ("Đang bị khóa", "Locked"),
     "wallets": ("Ví điện tử", "Wallets"),
     "wallet_balance": ("Tổng số dư ví", "Total wallet balance"),
+    "acceptance_points": ("Điểm chấp nhận thanh toán QR đang hoạt động", "Active QR acceptance points"),
     "bills_paid": ("Hóa đơn đã thanh toán theo loại", "Bills paid by category"),
     "bills_count": ("số hóa đơn", "bills"),
     "dossiers_by_status": ("Hồ sơ theo trạng thái", "Dossiers by status"),

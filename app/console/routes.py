@@ -425,6 +425,7 @@ class AdminPages(Controller):
     async def dashboard(self, request: Request[Any, Any, Any], db: NamedDependency[Database]) -> Template:
         from app.bills.figures import paid_by_category
         from app.identity.figures import user_figures
+        from app.merchants.figures import active_acceptance_points
         from app.services.figures import dossiers_by_status
         from app.services.workflow import STATUSES, DossierStatus
         from app.wallet.figures import wallet_figures
@@ -435,6 +436,7 @@ class AdminPages(Controller):
             wallets = await wallet_figures(session)
             bills = await paid_by_category(session)
             by_status = await dossiers_by_status(session)
+            acceptance_points = await active_acceptance_points(session)
         lang = console_state(request).lang
         status_label = {
             s.value: (f"{i.code}. {i.name_vi}" if lang == "vi" else f"{i.code}. {s.value}")
@@ -449,6 +451,7 @@ class AdminPages(Controller):
             users=users,
             wallets=wallets,
             bills=bills,
+            acceptance_points=acceptance_points,
             dossier_bars=dossier_bars,
             bills_chart=bar_chart(
                 t("bills_paid"), [(b.category, b.amount) for b in bills], unit=" đ", chart_id="chart-bills"

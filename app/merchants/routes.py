@@ -283,9 +283,7 @@ class AdminMerchantController(Controller):
     ) -> list[MerchantOut]:
         """Merchants in one state (default: waiting for review), oldest first."""
         async with db.read() as session:
-            rows = await session.scalars(
-                select(Merchant).where(Merchant.status == status).order_by(Merchant.created_at).limit(limit)
-            )
+            rows = await service.list_merchants_by_status(session, status, limit=limit)
             return [await service.merchant_out(session, m) for m in rows]
 
     @post(

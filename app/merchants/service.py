@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import record as audit
 from app.core.db import new_id, utcnow
-from app.core.errors import FORBIDDEN, VALIDATION_FAILED
+from app.core.errors import FORBIDDEN, VALIDATION_FAILED, AppError
 from app.core.outbox import enqueue
 from app.core.security import Caller
 from app.core.settings import Settings
@@ -97,7 +97,10 @@ __all__ = [
     "decide",
     "fee_of",
     "find_api_key",
+    "find_merchants",
     "get_merchant",
+    "get_qr_payment",
+    "list_merchants_by_status",
     "merchant_view",
     "order_view",
     "pay_by_qr",
@@ -367,6 +370,32 @@ async def decide(
     )
     await session.flush()
     return await merchant_out(session, merchant)
+
+
+async def list_merchants_by_status(session: AsyncSession, status: str, *, limit: int) -> list[Merchant]:
+    """Merchants in one state, oldest first (the admin API's review list and the console's)."""
+    return list(
+        await session.scalars(
+            select(Merchant).where(Merchant.status == status).order_by(Merchant.created_at).limit(limit)
+        )
+    )
+
+
+async def find_merchants(session: AsyncSession, query: str) -> list[Merchant]:
+    """The merchant with this id or tax code (any accepted shape: ``3300101234-001`` = ``3300101234001``)."""
+    query = query.strip()
+    try:
+        merchant_id: uuid.UUID | None = uuid.UUID(query)
+    except ValueError:
+        merchant_id = None
+    if merchant_id is not None:
+        found = await session.get(Merchant, merchant_id)
+        return [found] if found is not None else []
+    try:
+        tax_code = business_type_of(query)[0]
+    except AppError:
+        return []
+    return list(await session.scalars(select(Merchant).where(Merchant.tax_code == tax_code)))
 
 
 async def add_store(session: AsyncSession, merchant: Merchant, data: StoreIn) -> StoreOut:
@@ -693,6 +722,44 @@ async def list_payments(
             names[payment.payer_id] = mask_name(brief.full_name) if brief and brief.full_name else None
         items.append(payment_view(payment, merchant, payer=names[payment.payer_id]))
     return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+@dataclass(frozen=True, slots=True)
+class QrPaymentFacts:
+    """A QR payment as another module (complaints) needs it: who paid whom, how much, how much is left."""
+
+    id: uuid.UUID
+    payer_id: uuid.UUID
+    merchant_id: uuid.UUID
+    amount: int
+    refunded: int
+    paid_at: datetime
+    merchant_name: str
+    merchant_payable_account_id: uuid.UUID
+
+
+async def get_qr_payment(session: AsyncSession, payment_id: uuid.UUID) -> QrPaymentFacts | None:
+    """The facts of one merchant payment by id (no access check: the caller checks ``payer_id``)."""
+    row = (
+        await session.execute(
+            select(MerchantPayment, Merchant.name, Merchant.payable_account_id)
+            .join(Merchant, Merchant.id == MerchantPayment.merchant_id)
+            .where(MerchantPayment.id == payment_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    payment, name, payable = row
+    return QrPaymentFacts(
+        id=payment.id,
+        payer_id=payment.payer_id,
+        merchant_id=payment.merchant_id,
+        amount=payment.amount,
+        refunded=payment.refunded,
+        paid_at=payment.paid_at,
+        merchant_name=name,
+        merchant_payable_account_id=payable,
+    )
 
 
 # --- refunds ----------------------------------------------------------------------------------------------

@@ -13,8 +13,16 @@ never sent twice:
    :func:`recheck_unknown` on the next run.
 
 A balance of zero or less records a ``nothing`` row (a debt from refunds is netted by the next days).
+
+Complaint holds (:mod:`app.wallet.payout_holds`, placed by complaints on the merchant's payable): the payout
+is ``balance - kept back earlier - held now + released now``. A held amount stays on the payable (the
+books do not change) until the complaint ends; the settlement after that pays it, less any refund (the
+refund has already taken its share off the payable).
+
 The per-merchant per-day CSV report lists the day's postings on the payable account: opening balance + the
-lines = closing balance = the payout amount (what the ledger says).
+lines = closing balance (what the ledger says). When holds touch that day's payout, rows after the closing
+balance show them (``kept_back_earlier``, ``complaint_hold``, ``hold_released``) and ``payout``: closing
+balance + those rows = the payout amount.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import io
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import func, select
@@ -43,8 +52,16 @@ from app.merchants.models import Merchant, MerchantPayout
 from app.wallet import ledger
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from app.wallet.models import LedgerEntry, LedgerPosting
+from app.wallet.payout_holds import PayoutHold, holds_at_cutoff, holds_kept_back
 
-__all__ = ["SettlementRun", "day_bounds", "recheck_unknown", "settle_day", "settlement_csv"]
+__all__ = [
+    "SettlementRun",
+    "day_bounds",
+    "payout_reference",
+    "recheck_unknown",
+    "settle_day",
+    "settlement_csv",
+]
 
 log = structlog.get_logger("app.merchants.settlement")
 
@@ -66,6 +83,11 @@ class SettlementRun:
     skipped: int = 0
     """Already settled for that day (an earlier run)."""
     total: int = 0
+
+
+def payout_reference(merchant: Merchant, day: date) -> str:
+    """Our reference of a merchant's payout for a day (also the journal entry's reference)."""
+    return f"MS{day:%Y%m%d}{merchant.id.hex[:20].upper()}"
 
 
 async def _balance_before(db: Database, account_id: uuid.UUID, moment: datetime) -> int:
@@ -92,10 +114,15 @@ async def settle_day(db: Database, day: date) -> SettlementRun:
         )
     bank = get_bank_transfers()
     for merchant in merchants:
-        amount = await _balance_before(db, merchant.payable_account_id, end)
-        reference = f"MS{day:%Y%m%d}{merchant.id.hex[:20].upper()}"
+        balance = await _balance_before(db, merchant.payable_account_id, end)
+        reference = payout_reference(merchant, day)
         try:
             async with db.transaction() as session:
+                # Complaint holds: what earlier days kept back is still on the payable (not paid now), the
+                # open holds not kept back yet are kept back now, the released ones are paid now.
+                holds = await holds_at_cutoff(session, merchant.payable_account_id, end)  # locks them
+                kept = await holds_kept_back(session, merchant.payable_account_id)
+                amount = balance - kept - holds.net
                 payout = MerchantPayout(
                     merchant_id=merchant.id,
                     day=day,
@@ -120,6 +147,7 @@ async def settle_day(db: Database, day: date) -> SettlementRun:
                     payout.entry_id = posted.entry_id
                 session.add(payout)
                 await session.flush()
+                await holds.mark(session, payout.id)
         except IntegrityError:
             run.skipped += 1
             continue
@@ -241,7 +269,71 @@ async def settlement_csv(db: Database, merchant: Merchant, day: date) -> str:
             [created_at.astimezone(LOCAL_TZ).isoformat(), kind, reference or "", gross, fee, net, balance]
         )
     writer.writerow([end.isoformat(), "closing_balance", "", "", "", "", balance])
+    await _hold_rows(db, merchant, day, writer, balance)
     return out.getvalue()
+
+
+async def _hold_rows(db: Database, merchant: Merchant, day: date, writer: Any, closing: int) -> None:
+    """The day's payout as closing balance less holds, when holds touch it (nothing written otherwise)."""
+    async with db.read() as session:
+        payout = await session.scalar(
+            select(MerchantPayout).where(MerchantPayout.merchant_id == merchant.id, MerchantPayout.day == day)
+        )
+        if payout is None:
+            return
+        # A settlement run before the day ended (tests, a manual run) has its own payout in the balance.
+        early = 0
+        if payout.entry_id is not None:
+            early = int(
+                await session.scalar(
+                    select(func.coalesce(func.sum(LedgerPosting.amount), 0)).where(
+                        LedgerPosting.entry_id == payout.entry_id,
+                        LedgerPosting.account_id == merchant.payable_account_id,
+                        LedgerPosting.created_at < day_bounds(day)[1],
+                    )
+                )
+                or 0
+            )
+        earlier = select(MerchantPayout.id).where(
+            MerchantPayout.merchant_id == merchant.id, MerchantPayout.day < day
+        )
+        not_before = select(MerchantPayout.id).where(
+            MerchantPayout.merchant_id == merchant.id, MerchantPayout.day >= day
+        )
+        kept = await session.scalar(
+            select(func.coalesce(func.sum(PayoutHold.amount), 0)).where(
+                PayoutHold.account_id == merchant.payable_account_id,
+                PayoutHold.withheld_in.in_(earlier),
+                PayoutHold.returned_in.is_(None) | PayoutHold.returned_in.in_(not_before),
+            )
+        )
+        touched = list(
+            await session.scalars(
+                select(PayoutHold)
+                .where(
+                    PayoutHold.account_id == merchant.payable_account_id,
+                    (PayoutHold.withheld_in == payout.id) | (PayoutHold.returned_in == payout.id),
+                )
+                .order_by(PayoutHold.created_at)
+            )
+        )
+    if not kept and not touched:
+        return
+    balance = closing
+    if early:
+        balance -= early
+        writer.writerow(["", "own_payout_added_back", payout.reference, "", "", -early, balance])
+    if kept:
+        balance -= int(kept)
+        writer.writerow(["", "kept_back_earlier", "", "", "", -int(kept), balance])
+    for hold in touched:
+        if hold.withheld_in == payout.id:
+            balance -= hold.amount
+            writer.writerow(["", "complaint_hold", hold.reference, "", "", -hold.amount, balance])
+        if hold.returned_in == payout.id:
+            balance += hold.amount
+            writer.writerow(["", "hold_released", hold.reference, "", "", hold.amount, balance])
+    writer.writerow(["", "payout", payout.reference, "", "", "", payout.amount])
 
 
 @scheduled_job("merchants.daily_settlement", trigger=cron(hour=1, minute=30), period=DAILY)

@@ -58,13 +58,7 @@ from app.settlement.models import Settlement, SettlementItem
 from app.wallet import ledger
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from app.wallet.models import LedgerEntry, LedgerPosting
-from app.wallet.payout_holds import (
-    PayoutHold,
-    holds_to_return,
-    holds_to_withhold,
-    mark_returned,
-    mark_withheld,
-)
+from app.wallet.payout_holds import PayoutHold, holds_at_cutoff
 
 __all__ = [
     "PAYOUT_KINDS",
@@ -219,8 +213,8 @@ async def _prepare(
         )
     moves = [m for m in candidates if m.source_id not in settled]
     lines = await _bill_lines(session, payee, moves)
-    withheld = await holds_to_withhold(session, payee.account_id, end)
-    returned = await holds_to_return(session, payee.account_id, end)
+    holds = await holds_at_cutoff(session, payee.account_id, end)
+    withheld, returned = holds.withheld, holds.returned
     earlier = list(
         await session.scalars(
             select(Settlement)
@@ -248,7 +242,7 @@ async def _prepare(
     if not lines:
         return None
     collected = sum(m.amount for m in moves)
-    held = sum(h.amount for h in withheld) - sum(h.amount for h in returned)
+    held = holds.net
     carried = sum(s.amount for s in earlier)
     amount = collected - held + carried
     assert amount == sum(line.amount for line in lines)
@@ -302,8 +296,7 @@ async def _prepare(
             amount=amount,
             description=f"HUES {payee.code} {day:%Y%m%d}",
         )
-    await mark_withheld(session, [h.id for h in withheld], settlement.id)
-    await mark_returned(session, [h.id for h in returned], settlement.id)
+    await holds.mark(session, settlement.id)
     for previous in earlier:
         previous.carried_into = settlement.id
     await audit.record(

@@ -11,16 +11,20 @@ and marks them with :func:`mark_withheld` / :func:`mark_returned` in the settlem
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, String, select, update
+from sqlalchemy import BigInteger, CheckConstraint, Index, String, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import TimestampedBase, utcnow
 
 __all__ = [
+    "HoldsAtCutoff",
     "PayoutHold",
+    "holds_at_cutoff",
+    "holds_kept_back",
     "holds_to_return",
     "holds_to_withhold",
     "mark_returned",
@@ -136,3 +140,45 @@ async def mark_returned(
             .values(returned_in=settlement_id)
             .execution_options(synchronize_session=False)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HoldsAtCutoff:
+    """What one settlement of an account does with its holds: keep back ``withheld``, pay ``returned``."""
+
+    withheld: list[PayoutHold]
+    """Active holds no settlement has kept back yet (this one does)."""
+    returned: list[PayoutHold]
+    """Holds kept back earlier and released since (this one pays them)."""
+
+    @property
+    def net(self) -> int:
+        """Đồng this settlement pays less because of holds (negative: it pays more)."""
+        return sum(h.amount for h in self.withheld) - sum(h.amount for h in self.returned)
+
+    async def mark(self, session: AsyncSession, settlement_id: uuid.UUID) -> None:
+        """Record, in the settlement's transaction, that ``settlement_id`` kept back and paid these."""
+        await mark_withheld(session, [h.id for h in self.withheld], settlement_id)
+        await mark_returned(session, [h.id for h in self.returned], settlement_id)
+
+
+async def holds_at_cutoff(session: AsyncSession, account_id: uuid.UUID, before: datetime) -> HoldsAtCutoff:
+    """The holds a settlement of ``account_id`` with cut-off ``before`` withholds and returns (rows locked
+    until the caller's transaction ends; mark them with :meth:`HoldsAtCutoff.mark` in it)."""
+    return HoldsAtCutoff(
+        withheld=await holds_to_withhold(session, account_id, before),
+        returned=await holds_to_return(session, account_id, before),
+    )
+
+
+async def holds_kept_back(session: AsyncSession, account_id: uuid.UUID) -> int:
+    """Đồng that earlier settlements of ``account_id`` kept back and none has paid yet. A settlement that
+    pays an account's whole balance (merchants) subtracts this too: the money is still on the account."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(PayoutHold.amount), 0)).where(
+            PayoutHold.account_id == account_id,
+            PayoutHold.withheld_in.is_not(None),
+            PayoutHold.returned_in.is_(None),
+        )
+    )
+    return int(total or 0)

@@ -1,7 +1,8 @@
 """The pages over later modules' desks (app/console/desks.py): reconciliation's maker-checker flow and
 merchant review, driven through the console against in-memory desks that keep the rules those modules
-state (the proposer may not approve; only pending merchants are approved). With the real modules merged,
-the same pages run over their adapters (see docs/engineering-notes/console.md)."""
+state (the proposer may not approve; only pending merchants are approved). The real merchant desk
+(app/console/merchant_desk.py, installed by create_app) is driven in test_console_pages.py, both
+backends."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.console.desks import ExceptionRow, MerchantRow, install_merchant_desk, install_recon_desk
+from app.console.desks import (
+    ExceptionRow,
+    MerchantRow,
+    install_merchant_desk,
+    install_recon_desk,
+    merchant_desk,
+)
 from app.core.db import Database
 from app.core.errors import FORBIDDEN, NOT_FOUND
 from app.core.security import Caller
@@ -108,13 +115,14 @@ class MemoryMerchants:
 @pytest.fixture
 def desks() -> Iterator[tuple[MemoryRecon, MemoryMerchants]]:
     recon, merchants = MemoryRecon(), MemoryMerchants()
+    installed = merchant_desk()  # the merchants module's (create_app installs it): put back afterwards
     install_recon_desk(recon)
     install_merchant_desk(merchants)
     try:
         yield recon, merchants
     finally:
         install_recon_desk(None)
-        install_merchant_desk(None)
+        install_merchant_desk(installed)
 
 
 async def test_a_correction_needs_a_second_finance_admin(

@@ -222,3 +222,79 @@ def test_every_word_the_templates_use_exists_in_both_languages() -> None:
     used |= {"m_do_" + a for a in ("approve", "reject", "suspend", "reinstate")}
     missing = sorted(k for k in used if k not in WORDS or not all(WORDS[k]))
     assert not missing, missing
+
+
+async def test_support_reviews_merchants_over_the_merchants_module(client: AsyncTestClient[Litestar]) -> None:
+    """The installed merchant desk is the merchants module's: what the console decides, the API shows."""
+
+    async def register(owner_headers: dict[str, str], name: str, tax_code: str) -> str:
+        created = await client.post(
+            "/api/v1/merchants",
+            json={
+                "name": name,
+                "tax_code": tax_code,
+                "mcc": "5812",
+                "settlement_bank_bin": "970436",
+                "settlement_account_number": "0041000123456",
+                "settlement_account_name": "TRAN THI XUAN",
+                "stores": [{"code": "QUAY-1", "name": "Quầy chính", "address": "11 Lý Thường Kiệt, Huế"}],
+            },
+            headers={**owner_headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"])
+
+    owner = await make_user(client, full_name="Trần Thị Xuân")
+    other = await make_user(client, full_name="Lê Văn Hến")
+    che = await register(owner.headers, "Quán Chè Hẻm", "3300101234-001")
+    hen = await register(other.headers, "Cơm Hến Bà Hoa", "3300105678")
+    support_user = await make_user(client, roles=("admin",), duties=("support",))
+    finance = Desk(client)
+    await finance.sign_in((await make_user(client, roles=("admin",), duties=("finance",))).phone)
+    assert (await finance.get("/console/admin/merchants")).status_code == 403, "support duty, as the API"
+
+    support = Desk(client)
+    await support.sign_in(support_user.phone)
+
+    async def acceptance_points() -> str:
+        found = re.search(r'id="fig-acceptance">([^<]*)<', (await support.get("/console/admin")).text)
+        assert found is not None
+        return found.group(1)
+
+    assert await acceptance_points() == "0", "a pending merchant's store takes no payment"
+    pending = await support.get("/console/admin/merchants")
+    assert pending.status_code == 200
+    assert "Quán Chè Hẻm" in pending.text
+    assert "Cơm Hến Bà Hoa" in pending.text
+    assert owner.phone not in pending.text, "the owner's phone is masked"
+    found = await support.get("/console/admin/merchants?q=3300101234-001")  # a branch code as typed
+    assert "Quán Chè Hẻm" in found.text
+    assert "Cơm Hến Bà Hoa" not in found.text
+    assert "Cơm Hến Bà Hoa" in (await support.get(f"/console/admin/merchants?q={hen}")).text
+
+    # Rejecting needs a reason (the module's rule): nothing changes without one
+    assert (await support.post(f"/console/admin/merchants/{hen}/reject", {"reason": ""})).status_code == 303
+    assert 'data-status="pending"' in (await support.get(f"/console/admin/merchants?q={hen}")).text
+    await support.post(f"/console/admin/merchants/{hen}/reject", {"reason": "Mã số thuế không khớp"})
+    assert (await support.post(f"/console/admin/merchants/{che}/approve", {})).status_code == 303
+    assert 'data-status="approved"' in (await support.get(f"/console/admin/merchants?q={che}")).text
+    assert await acceptance_points() == "1"
+
+    # The API sees the same decisions
+    async def listed(status: str) -> list[str]:
+        response = await client.get(
+            "/api/v1/admin/merchants", params={"status": status}, headers=support_user.headers
+        )
+        assert response.status_code == 200, response.text
+        return [m["id"] for m in response.json()]
+
+    assert await listed("approved") == [che]
+    assert await listed("rejected") == [hen]
+    assert await listed("pending") == []
+    mine = await client.get(f"/api/v1/merchants/{che}", headers=owner.headers)
+    assert mine.json()["status"] == "approved"
+    # Suspended: its store stops counting as an acceptance point
+    await support.get(f"/console/admin/merchants?q={che}")
+    await support.post(f"/console/admin/merchants/{che}/suspend", {"reason": "Khách phản ánh nhiều lần"})
+    assert await listed("suspended") == [che]
+    assert await acceptance_points() == "0"
