@@ -161,6 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if worker is not None:
                 await worker.stop(grace_seconds=10)
             await app.state.biller_gateway.aclose()
+            if reconciliation.card_gateway() is card_gateway:
+                reconciliation.install_card_gateway(None)  # a later app in this process brings its own
             await card_gateway.aclose()
             if redis is not None:
                 await redis.aclose()
