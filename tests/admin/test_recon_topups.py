@@ -75,8 +75,10 @@ async def test_top_ups_and_a_payout_reconcile_line_for_line_and_a_planted_fee_di
     assert body["checks"]["books"]["ok"] is True
     assert body["status"] == "balanced"
     # The books say what the gateway says: clearing = Σ net of its balance transactions, fees = Σ fees.
-    assert await world.clearing() == world.box.net_total() == 450_000 - fee_for(150_000) - fee_for(300_000) - (
-        200_000
+    assert (
+        await world.clearing()
+        == world.box.net_total()
+        == 450_000 - fee_for(150_000) - fee_for(300_000) - (200_000)
     )
     assert await world.fees() == fee_for(150_000) + fee_for(300_000)
     async with world.db.read() as session:
@@ -102,8 +104,7 @@ async def test_top_ups_and_a_payout_reconcile_line_for_line_and_a_planted_fee_di
     assert planted.json()["status"] == "attention"
     found = (await world.http.get(EXCEPTIONS, params={"day": today}, headers=finance.headers)).json()
     assert [
-        (e["kind"], e["key"], e["reference"], e["ledger_gross"], e["external_gross"])
-        for e in found["items"]
+        (e["kind"], e["key"], e["reference"], e["ledger_gross"], e["external_gross"]) for e in found["items"]
     ] == [("amount_mismatch", txn["id"], charge, 300_000, 300_000)]
     (exception,) = found["items"]
     assert (exception["ledger_fee"], exception["external_fee"]) == (fee_for(300_000), fee_for(300_000) + 500)
