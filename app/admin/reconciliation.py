@@ -11,9 +11,11 @@ source, kind and key, so reconciling a day again repeats nothing already known):
   ``source`` (the charge / payment-intent / refund / payout id), which is the **journal entry's reference**
   (``Entry.reference``) of the entry that booked it. The entry's postings to the gateway-clearing mirror and
   to the gateway-fees expense give the ledger's net and fee (gross = net + fee): a top-up of 100,000 đồng
-  with a 2,000 đồng fee is one entry ``debit clearing 100,000; credit wallet 100,000; debit fees 2,000;
-  credit clearing 2,000`` (reference ``pi_...``), a refund ``credit clearing; debit wallet`` (``re_...``), a
-  payout ``debit guarantee bank; credit clearing`` (``po_...``). Gross, fee and net are each compared. The
+  with a 2,000 đồng fee is, as ``app.wallet.topup`` books it, one entry ``debit clearing 98,000 (the net);
+  debit fees 2,000; credit wallet 100,000`` whose reference is the charge id ``ch_...`` (the line's
+  ``source``), a refund ``credit clearing; debit wallet`` (``re_...``), a payout ``debit guarantee bank;
+  credit clearing`` (``po_...``, booked by the reconciliation itself when the gateway's API reports it:
+  :func:`_book_payouts`). Gross, fee and net are each compared. The
   lines are streamed into a temporary table (``COPY`` on PostgreSQL) and matched in one SQL statement, so
   memory stays flat however long the report is.
 - **biller**: the billers' confirmations (uploaded CSV ``biller, reference, amount, status,
@@ -1231,6 +1233,7 @@ async def reconcile_day(
             "status": run.status,
             "new_exceptions": added,
             "seal": checks["seal"]["state"],
+            "payouts_booked": checks.get("payouts_booked", []),
         },
     )
     if checks["seal"]["state"] == "changed":
