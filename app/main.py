@@ -17,12 +17,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.admin import reconciliation
+from app.admin.console_desk import AdminReconDesk
 from app.bills import confirmations as bill_confirmations
 from app.bills.connectors import load_biller_secrets
 from app.bills.gateway import BillerGateway
 from app.bills.payment_routes import payment_routes
 from app.bills.routes import bills_routes
-from app.console.desks import install_merchant_desk
+from app.console.desks import install_merchant_desk, install_recon_desk
 from app.console.merchant_desk import MerchantServiceDesk
 from app.console.routes import console_router
 from app.console.web import template_engine
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     install_card_gateway(card_gateway, card_sandbox)
     reconciliation.install_card_gateway(card_gateway)
     install_merchant_desk(MerchantServiceDesk())
+    install_recon_desk(AdminReconDesk())
     wallet_withdrawals.install(db)
     if card_sandbox is not None and settings.environment != "test":
         # The embedded sandbox delivers its signed webhooks straight to our own handler (tests deliver them

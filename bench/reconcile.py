@@ -3,7 +3,7 @@
 
 A fresh database gets, for two past business days, one top-up journal entry per report line (3 postings:
 debit gateway clearing by the net, debit gateway fees by the fee, credit one of 10,000 wallets by the gross;
-reference ``pi_...``), seeded in SQL. The report of each day is written as Stripe's balance-transaction CSV
+reference ``ch_...``, the charge id as top-up books it), seeded in SQL. The report of each day is written as Stripe's balance-transaction CSV
 with a few planted mismatches (a fee off, a line for a payment the ledger never booked, a line listed twice,
 an entry the report lacks). Each day is then reconciled by the real code (``reconcile_day`` with the CSV
 file's bytes streamed to ``COPY ... FROM STDIN`` into a temporary table, then one matching statement) in a
@@ -83,7 +83,7 @@ def generate(path: Path, day: date, lines: int, prefix: str) -> int:
             gross = _gross(i)
             fee = _fee(gross) + (500 if i in fee_off else 0)
             created = t0 + (i * span) // lines
-            row = f"txn_{prefix}{i:08d},{gross},{fee},{gross - fee},vnd,charge,pi_{prefix}{i:08d},{created},available,charge\n"
+            row = f"txn_{prefix}{i:08d},{gross},{fee},{gross - fee},vnd,charge,ch_{prefix}{i:08d},{created},available,charge\n"
             buffer.append(row)
             if i < PLANTED["duplicate"]:  # the same charge listed twice
                 buffer.append(row.replace(f"txn_{prefix}", f"txn_{prefix}d", 1))
@@ -93,7 +93,7 @@ def generate(path: Path, day: date, lines: int, prefix: str) -> int:
                 buffer.clear()
         for k in range(PLANTED["missing_in_ledger"]):
             buffer.append(
-                f"txn_{prefix}x{k},77000,770,76230,vnd,charge,pi_{prefix}ghost{k},{t0 + 60},available,charge\n"
+                f"txn_{prefix}x{k},77000,770,76230,vnd,charge,ch_{prefix}ghost{k},{t0 + 60},available,charge\n"
             )
         out.write("".join(buffer))
     return path.stat().st_size
@@ -111,7 +111,7 @@ _ENTRY_ID = "md5('e' || $4 || ':' || i)::uuid"
 _SEED_ENTRIES = f"""
 INSERT INTO ledger_entries (id, created_at, kind, reference, description, metadata)
 SELECT {_ENTRY_ID}, $2::timestamptz + (i * $3::bigint / $1) * interval '1 second', 'topup',
-       'pi_' || $4 || lpad(i::text, 8, '0'), 'Nạp tiền từ thẻ', '{{}}'::jsonb
+       'ch_' || $4 || lpad(i::text, 8, '0'), 'Nạp tiền từ thẻ', '{{}}'::jsonb
   FROM generate_series(0::bigint, $1 - 1) AS i
 """
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import ReconException
 from app.admin.reconciliation import CORRECTION_KIND
-from app.core.audit import AuditActor, record
-from app.core.db import utcnow
+from app.core.audit import AuditActor, record, record_separately
+from app.core.db import Database, utcnow
 from app.core.errors import VALIDATION_FAILED, FieldError, error_kind
 from app.core.security import Caller
 from app.wallet import ledger
@@ -35,7 +36,10 @@ __all__ = [
     "ProposedPosting",
     "approve",
     "close",
+    "get_exception",
+    "list_exceptions",
     "propose",
+    "record_refused_self_approval",
     "reject",
     "resolve_account",
 ]
@@ -108,6 +112,50 @@ async def resolve_account(session: AsyncSession, name: str) -> uuid.UUID:
     if await session.scalar(select(LedgerAccount.id).where(LedgerAccount.id == account_id)) is None:
         raise _invalid("postings", f"no ledger account {name}")
     return account_id
+
+
+async def list_exceptions(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    day: date | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> tuple[list[ReconException], int | None]:
+    """Exceptions newest first, only those of ``status`` / ``day`` when given, ids below ``before`` (the
+    cursor); returns one page and the next cursor (None on the last page). The API and the console list
+    through here."""
+    query = select(ReconException).order_by(ReconException.id.desc()).limit(limit + 1)
+    if status is not None:
+        query = query.where(ReconException.status == status)
+    if day is not None:
+        query = query.where(ReconException.day == day)
+    if before is not None:
+        query = query.where(ReconException.id < before)
+    rows = list((await session.scalars(query)).all())
+    page = rows[:limit]
+    return page, (page[-1].id if len(rows) > limit else None)
+
+
+async def get_exception(session: AsyncSession, exception_id: int) -> ReconException:
+    """One exception (``recon_exception_not_found`` otherwise)."""
+    return await _load(session, exception_id, lock=False)
+
+
+async def record_refused_self_approval(
+    db: Database, caller: Caller, exception_id: int, *, client_address: str | None = None
+) -> None:
+    """Keep on record that ``caller`` tried to approve their own proposal (``recon_four_eyes``): written in a
+    transaction of its own, since the refused one has rolled back. The API and the console call it."""
+    await record_separately(
+        db,
+        actor=caller,
+        action="recon.correction_self_approval",
+        object_type="recon_exception",
+        object_id=str(exception_id),
+        outcome="denied",
+        client_address=client_address,
+    )
 
 
 async def propose(

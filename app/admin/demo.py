@@ -51,11 +51,14 @@ async def seed_reconciliation(db: Database, settings: Settings, credentials: dic
     sample.write_text(
         ",".join(GATEWAY_CSV_COLUMNS)
         + "\n"
-        + f"txn_demo_1,200000,2000,198000,vnd,charge,pi_demo_unknown,{created},available,charge\n",
+        + f"txn_demo_1,200000,2000,198000,vnd,charge,ch_demo_unknown,{created},available,charge\n",
         encoding="utf-8",
     )
+    # reconciled with the sample report: its charge is unknown to the ledger, one exception to resolve
+    # (console: Reconciliation; the maker proposes, the checker approves)
     async with db.transaction() as session:
-        await reconcile_day(session, today, trigger="on_demand")
+        with sample.open("rb") as report:
+            await reconcile_day(session, today, trigger="on_demand", gateway_csv=report)
     credentials["reconciliation"] = {
         "run": "POST /api/v1/admin/reconciliation/runs (multipart: day, gateway_report, "
         "biller_confirmations, bank_statement) as finance_maker, with an Idempotency-Key",

@@ -38,7 +38,7 @@ from app.admin.reconciliation import (
     reconcile_day,
     text_stream,
 )
-from app.core.audit import AuditActor, client_address, record_separately
+from app.core.audit import AuditActor, client_address
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
 from app.core.errors import NOT_FOUND, VALIDATION_FAILED, AppError, FieldError
@@ -196,20 +196,15 @@ class ReconciliationController(Controller):
         ] = None,
     ) -> ExceptionPage:
         """Exceptions, newest first, filtered by status and day."""
-        query = select(ReconException).order_by(ReconException.id.desc()).limit(limit + 1)
-        if status is not None:
-            query = query.where(ReconException.status == status)
-        if day is not None:
-            query = query.where(ReconException.day == _day(day, "day"))
-        if cursor is not None:
-            query = query.where(ReconException.id < cursor)
         async with db.read() as session:
-            rows = list((await session.scalars(query)).all())
-        page = rows[:limit]
-        return ExceptionPage(
-            items=[ReconExceptionOut.of(r) for r in page],
-            next_cursor=page[-1].id if len(rows) > limit else None,
-        )
+            page, next_cursor = await corrections.list_exceptions(
+                session,
+                status=status,
+                day=_day(day, "day") if day is not None else None,
+                limit=limit,
+                before=cursor,
+            )
+        return ExceptionPage(items=[ReconExceptionOut.of(r) for r in page], next_cursor=next_cursor)
 
     @get(
         "/exceptions/{exception_id:int}",
@@ -324,14 +319,8 @@ class ReconciliationController(Controller):
             )
         except AppError as exc:
             if exc.kind is RECON_FOUR_EYES:  # refused and rolled back: the attempt stays on record
-                await record_separately(
-                    db,
-                    actor=caller,
-                    action="recon.correction_self_approval",
-                    object_type="recon_exception",
-                    object_id=str(exception_id),
-                    outcome="denied",
-                    client_address=address,
+                await corrections.record_refused_self_approval(
+                    db, caller, exception_id, client_address=address
                 )
             raise
 

@@ -259,7 +259,8 @@ class HeadlineOut(msgspec.Struct, kw_only=True):
         float | None, _doc("Share of the bills due this month that were paid through the app (0-1)")
     ] = None
     satisfaction: Annotated[
-        float | None, _doc("Average citizen satisfaction of the month (null until the survey module reports)")
+        float | None,
+        _doc("Satisfaction of the month in percent: scores over the maximum (null without ratings)"),
     ] = None
 
     @classmethod

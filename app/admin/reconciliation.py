@@ -11,9 +11,11 @@ source, kind and key, so reconciling a day again repeats nothing already known):
   ``source`` (the charge / payment-intent / refund / payout id), which is the **journal entry's reference**
   (``Entry.reference``) of the entry that booked it. The entry's postings to the gateway-clearing mirror and
   to the gateway-fees expense give the ledger's net and fee (gross = net + fee): a top-up of 100,000 đồng
-  with a 2,000 đồng fee is one entry ``debit clearing 100,000; credit wallet 100,000; debit fees 2,000;
-  credit clearing 2,000`` (reference ``pi_...``), a refund ``credit clearing; debit wallet`` (``re_...``), a
-  payout ``debit guarantee bank; credit clearing`` (``po_...``). Gross, fee and net are each compared. The
+  with a 2,000 đồng fee is, as ``app.wallet.topup`` books it, one entry ``debit clearing 98,000 (the net);
+  debit fees 2,000; credit wallet 100,000`` whose reference is the charge id ``ch_...`` (the line's
+  ``source``), a refund ``credit clearing; debit wallet`` (``re_...``), a payout ``debit guarantee bank;
+  credit clearing`` (``po_...``, booked by the reconciliation itself when the gateway's API reports it:
+  :func:`_book_payouts`). Gross, fee and net are each compared. The
   lines are streamed into a temporary table (``COPY`` on PostgreSQL) and matched in one SQL statement, so
   memory stays flat however long the report is.
 - **biller**: the billers' confirmations (uploaded CSV ``biller, reference, amount, status,
@@ -57,7 +59,7 @@ from app.core.db import UTCDateTime, utcnow
 from app.core.errors import VALIDATION_FAILED, FieldError
 from app.core.scheduler import DAILY, LOCAL_TZ, JobContext, cron, scheduled_job
 from app.wallet import ledger
-from app.wallet.ledger import AccountType
+from app.wallet.ledger import AccountType, Posting
 from app.wallet.ledger.postgres import asyncpg_connection
 from app.wallet.models import LedgerAccount, LedgerBalanceDelta, LedgerEntry, LedgerPosting
 
@@ -65,6 +67,7 @@ __all__ = [
     "CORRECTION_KIND",
     "GATEWAY_CSV_COLUMNS",
     "KINDS",
+    "PAYOUT_KIND",
     "BalanceTransactionSource",
     "BankLine",
     "BankStatement",
@@ -536,6 +539,61 @@ async def _stage_gateway_csv(session: AsyncSession, binary: IO[bytes]) -> int:
     return int(bad[3])
 
 
+PAYOUT_KIND = "gateway_payout"
+"""Kind of the entries booking the gateway's payouts to the guarantee account (see :func:`_book_payouts`)."""
+
+
+async def _book_payouts(session: AsyncSession) -> list[str]:
+    """Book the staged payouts (``type`` ``payout``, ``source`` ``po_...``) the ledger does not know yet.
+
+    A payout is the gateway paying our balance out to the guarantee account: nobody else books it (top-ups
+    book charges), and without it the clearing mirror would keep growing and the bank's ``po_`` line would
+    have nothing to match. One entry per payout, reference = its id, kind :data:`PAYOUT_KIND`:
+    ``credit gateway clearing -net; debit guarantee bank -amount; debit gateway fees fee`` (Stripe: amount
+    and net negative), which the classification then matches like any line; the bank statement shows the
+    money arriving (until then the posting is an item in transit). Only from the gateway's own API (the
+    adapter), never from an uploaded file: an upload's unknown payout stays ``missing_in_ledger`` for a
+    correction under four eyes. Returns the ids booked."""
+    rows = (
+        await session.execute(
+            text(
+                "SELECT source, amount, coalesce(fee, 0), net FROM recon_stage WHERE type = 'payout' "
+                "AND substr(source, 1, 3) = 'po_' AND status IN ('available', 'pending') ORDER BY line_no"
+            )
+        )
+    ).all()
+    if not rows:
+        return []
+    sources = sorted({str(r[0]) for r in rows})
+    known = set(
+        await session.scalars(select(LedgerEntry.reference).where(LedgerEntry.reference.in_(sources)))
+    )
+    booked: list[str] = []
+    clearing = ledger.system_account(AccountType.GATEWAY_CLEARING)
+    bank = ledger.system_account(AccountType.GUARANTEE_BANK)
+    fees = ledger.system_account(AccountType.GATEWAY_FEES)
+    for source, amount, fee, net in rows:
+        source, amount, fee, net = str(source), int(amount), int(fee), int(net)
+        if source in known or amount >= 0 or net != amount - fee:
+            continue  # booked already, or not a payout we can read: classified as it is
+        postings = [Posting(clearing, -net), Posting(bank, amount)]
+        if fee:
+            postings.append(Posting(fees, -fee))
+        await ledger.post(
+            session,
+            ledger.Entry(
+                kind=PAYOUT_KIND,
+                postings=postings,
+                reference=source,
+                description="Cổng thẻ chuyển về tài khoản đảm bảo / Gateway payout",
+                metadata={"payout": source, "amount": amount, "fee": fee, "net": net},
+            ),
+        )
+        known.add(source)
+        booked.append(source)
+    return booked
+
+
 _CLASSIFY = """
 WITH d AS (
     SELECT source, type, min(line_no) AS first_line
@@ -563,7 +621,8 @@ WITH d AS (
            -SUM(pe.clearing) AS net,
            -SUM(pe.fees) AS fee,
            MAX(CASE WHEN r.id IS NULL THEN 0 ELSE 1 END) AS reversed,
-           MAX(CASE WHEN pe.kind <> :correction THEN pe.in_day * pe.touches ELSE 0 END) AS day_booked
+           MAX(CASE WHEN pe.kind NOT IN (:correction, :payout) THEN pe.in_day * pe.touches ELSE 0 END)
+               AS day_booked
       FROM pe
       LEFT JOIN (SELECT reverses_id AS id FROM ledger_entries WHERE reverses_id IS NOT NULL) r ON r.id = pe.id
      GROUP BY pe.reference
@@ -622,6 +681,7 @@ async def _match_gateway(
         "clearing": ledger.system_account(AccountType.GATEWAY_CLEARING),
         "fees": ledger.system_account(AccountType.GATEWAY_FEES),
         "correction": CORRECTION_KIND,
+        "payout": PAYOUT_KIND,
     }
     values["start"], values["end"] = start, end
     written = {"run_id": run.id, "day": run.day, "now": now}
@@ -1065,6 +1125,8 @@ async def reconcile_day(
     if gateway_lines is not None:
         lines = await _stage_gateway(session, gateway_lines)
         lap("gateway_stage")
+        if checks["sources"]["gateway"] == "adapter":
+            checks["payouts_booked"] = await _book_payouts(session)
         counts["gateway"] = {"lines": lines, **await _match_gateway(session, run, start, end, moment)}
         lap("gateway_match")
     elif gateway_csv is None:
@@ -1171,6 +1233,7 @@ async def reconcile_day(
             "status": run.status,
             "new_exceptions": added,
             "seal": checks["seal"]["state"],
+            "payouts_booked": checks.get("payouts_booked", []),
         },
     )
     if checks["seal"]["state"] == "changed":

@@ -8,18 +8,16 @@ Totals come from the ledger and the bills it paid:
 - ``merchant``: credits to ledger accounts of type ``merchant_payable``, by owner (the merchant): empty
   until the merchants module opens merchant accounts, then filled with no change here.
 
-Headline figures of a month: wallet accounts, active acceptance points (merchant accounts credited in the
-last 30 days, through :data:`ACCEPTANCE_POINTS` which the merchants module may replace), bills paid by
-category, dossiers by status, finished dossiers early / on time / late, the share of the month's bills
-paid online, and citizen satisfaction through :data:`SATISFACTION` (None until the satisfaction module
-installs its provider). Charts are SVG drawn here (no plotting library): bars with labels and values.
+Headline figures of a month: wallet accounts, active acceptance points (the merchants module's count of
+stores of approved merchants), bills paid by category, dossiers by status, finished dossiers early / on
+time / late, the share of the month's bills paid online, and citizen satisfaction (the services module's
+province-wide percent). Charts are SVG drawn here (no plotting library): bars with labels and values.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from html import escape
@@ -30,14 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bills.models import Bill, Biller, BillPayment, BillPaymentItem
 from app.core.scheduler import LOCAL_TZ
+from app.merchants.figures import active_acceptance_points
 from app.services.dossier_models import Dossier
+from app.services.statistics import province_satisfaction_percent
 from app.wallet.ledger import AccountType
 from app.wallet.models import LedgerAccount, LedgerEntry, LedgerPosting
 
 __all__ = [
-    "ACCEPTANCE_POINTS",
     "DIMENSIONS",
-    "SATISFACTION",
     "Headline",
     "TotalRow",
     "bar_chart_svg",
@@ -48,36 +46,6 @@ __all__ = [
 ]
 
 DIMENSIONS = ("kind", "category", "biller", "agency", "merchant")
-
-SatisfactionProvider = Callable[[AsyncSession, date, date], Awaitable[float | None]]
-AcceptancePoints = Callable[[AsyncSession, datetime], Awaitable[int]]
-
-
-async def _satisfaction_unknown(_session: AsyncSession, _start: date, _end: date) -> float | None:
-    return None
-
-
-async def _acceptance_points_from_ledger(session: AsyncSession, now: datetime) -> int:
-    """Merchant accounts that received a payment in the last 30 days (0 until merchants exist)."""
-    return int(
-        await session.scalar(
-            select(func.count(distinct(LedgerPosting.account_id)))
-            .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
-            .where(
-                LedgerAccount.type == AccountType.MERCHANT_PAYABLE.value,
-                LedgerPosting.amount > 0,
-                LedgerPosting.created_at >= now - timedelta(days=30),
-            )
-        )
-        or 0
-    )
-
-
-SATISFACTION: dict[str, SatisfactionProvider] = {"provider": _satisfaction_unknown}
-"""Hook for the satisfaction module: ``SATISFACTION["provider"] = async fn(session, first_day, last_day)``
-returning the period's average satisfaction (e.g. 1-5) or None."""
-ACCEPTANCE_POINTS: dict[str, AcceptancePoints] = {"counter": _acceptance_points_from_ledger}
-"""Hook for the merchants module: ``ACCEPTANCE_POINTS["counter"] = async fn(session, now) -> int``."""
 
 
 def period_bounds(period: str, day: date) -> tuple[date, date, datetime, datetime]:
@@ -173,10 +141,9 @@ class Headline:
     satisfaction: float | None
 
 
-async def headline(session: AsyncSession, month: date, *, now: datetime | None = None) -> Headline:
+async def headline(session: AsyncSession, month: date) -> Headline:
     """The province's figures for the month containing ``month``."""
     first, last, start, end = period_bounds("month", month)
-    moment = now or datetime.now(UTC)
     wallets = int(
         await session.scalar(
             select(func.count())
@@ -227,12 +194,12 @@ async def headline(session: AsyncSession, month: date, *, now: datetime | None =
         first_day=first,
         last_day=last,
         wallet_accounts=wallets,
-        active_acceptance_points=await ACCEPTANCE_POINTS["counter"](session, moment),
+        active_acceptance_points=await active_acceptance_points(session),
         bills_paid_by_category=by_category,
         dossiers_by_status=by_status,
         timeliness=timeliness,
         share_paid_online=share,
-        satisfaction=await SATISFACTION["provider"](session, first, last),
+        satisfaction=await province_satisfaction_percent(session, first, last),
     )
 
 

@@ -42,6 +42,7 @@ from app.core.audit import client_address
 from app.core.db import Database
 from app.core.errors import AppError
 from app.core.ratelimit import rate_limit
+from app.core.scheduler import LOCAL_TZ
 from app.core.security import Caller, require_duty, require_roles
 from app.core.settings import Settings
 from app.identity.tokens import DeviceInfo
@@ -423,10 +424,9 @@ class AdminPages(Controller):
 
     @get("/", operation_id="consoleDashboard", include_in_schema=False)
     async def dashboard(self, request: Request[Any, Any, Any], db: NamedDependency[Database]) -> Template:
+        from app.admin.reports import headline
         from app.bills.figures import paid_by_category
         from app.identity.figures import user_figures
-        from app.merchants.figures import active_acceptance_points
-        from app.services.figures import dossiers_by_status
         from app.services.workflow import STATUSES, DossierStatus
         from app.wallet.figures import wallet_figures
 
@@ -435,28 +435,32 @@ class AdminPages(Controller):
             users = await user_figures(session)
             wallets = await wallet_figures(session)
             bills = await paid_by_category(session)
-            by_status = await dossiers_by_status(session)
-            acceptance_points = await active_acceptance_points(session)
+            # the province's headline figures and the dossier counts: the reports' own (one source)
+            month = await headline(session, datetime.now(LOCAL_TZ).date())
         lang = console_state(request).lang
-        status_label = {
-            s.value: (f"{i.code}. {i.name_vi}" if lang == "vi" else f"{i.code}. {s.value}")
-            for s, i in STATUSES.items()
-        }
+        in_order = sorted(STATUSES.items(), key=lambda item: item[1].code)
         dossier_bars = [
-            (status_label.get(s, s), n) for s, n in by_status if s in DossierStatus.__members__.values()
+            (
+                f"{i.code}. {i.name_vi}" if lang == "vi" else f"{i.code}. {s.value}",
+                month.dossiers_by_status.get(s.value, 0),
+            )
+            for s, i in in_order
+            if s in DossierStatus.__members__.values()
         ]
+        timeliness_bars = [(t(f"t_{k}"), n) for k, n in month.timeliness.items()]
         return page(
             request,
             "admin/dashboard.html",
             users=users,
             wallets=wallets,
             bills=bills,
-            acceptance_points=acceptance_points,
+            month=month,
             dossier_bars=dossier_bars,
             bills_chart=bar_chart(
                 t("bills_paid"), [(b.category, b.amount) for b in bills], unit=" đ", chart_id="chart-bills"
             ),
             dossiers_chart=bar_chart(t("dossiers_by_status"), dossier_bars, chart_id="chart-dossiers"),
+            timeliness_chart=bar_chart(t("timeliness"), timeliness_bars, chart_id="chart-timeliness"),
             users_chart=bar_chart(
                 t("users_total"),
                 [(f"{t('level')} {lvl}", n) for lvl, n in sorted(users.by_level.items())],

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NOT_FOUND, VALIDATION_FAILED
@@ -215,6 +215,25 @@ _COLUMNS = (
     "ratings",
     "satisfaction_percent",
 )
+
+
+async def province_satisfaction_percent(
+    session: AsyncSession, first_day: date, last_day: date
+) -> float | None:
+    """Satisfaction of every agency over the ratings given from ``first_day`` to ``last_day`` (Huế days): the
+    sum of scores over the most they could be (nine criteria scored 2/1/0, DOMAIN.md), as a percent, the
+    measure the per-agency statistics use; None without ratings."""
+    start, end = _bounds(first_day, last_day)
+    count, score = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(DossierRating.total), 0)).where(
+                DossierRating.created_at >= start, DossierRating.created_at < end
+            )
+        )
+    ).one()
+    if not count:
+        return None
+    return round(100 * int(score) / (MAX_SCORE * len(criteria()) * int(count)), 2)
 
 
 def to_csv(stats: StatisticsOut) -> str:

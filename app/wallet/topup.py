@@ -17,7 +17,9 @@ The entry mirrors the gateway's balance transaction (amount, fee, net):
     debit  gateway fees       fee      (expense)
     credit citizen wallet     amount   (the citizen gets the full amount; the provider bears the fee)
 
-so the clearing account always equals the sum of ``net`` of the charges the gateway confirmed.
+so the clearing account always equals the sum of ``net`` of the charges the gateway confirmed. The entry's
+``reference`` is the charge id (``ch_...``): the ``source`` of the charge's balance transaction, the key
+reconciliation matches the gateway's settlement report on (``app.admin.reconciliation``).
 """
 
 from __future__ import annotations
@@ -250,7 +252,9 @@ async def _credit(session: AsyncSession, topup: WalletTopup, charge: dict[str, A
         Entry(
             kind="topup",
             postings=postings,
-            reference=str(topup.intent_id),
+            # the gateway's id of this money movement: the ``source`` of its balance transaction, what the
+            # settlement report (reconciliation) matches on; the intent id stays in the metadata and the row
+            reference=str(charge.get("id") or topup.intent_id),
             description="Nạp tiền từ thẻ / Card top-up",
             metadata={
                 "topup_id": str(topup.id),

@@ -6,7 +6,9 @@ the app served by granian on a free port, on a SQLite database seeded with the d
 - an officer cannot open admin pages;
 - a forged form post without the CSRF token is refused and changes nothing;
 - an admin signs in, the dashboard renders its charts, and the audit chain verifies; support tools (user
-  lookup with lock/unlock, dead letters with retry) work from the keyboard and the mouse.
+  lookup with lock/unlock, dead letters with retry) work from the keyboard and the mouse;
+- a finance admin resolves a reconciliation exception by proposing a correcting entry, a second finance
+  admin approves it (the first one's own approval is refused), and the dashboard renders its charts.
 
 Screenshots of the main pages go to ``var/test-artifacts/console/`` (gitignored). The browser is Debian's
 ``/usr/bin/chromium`` (``make install`` installs it); Playwright's own browser downloads are never used.
@@ -24,7 +26,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a de
 class Server:
     base: str
     creds: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _free_port() -> int:
@@ -125,7 +129,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start: " + (var / "server.log").read_text()[-2000:])
             time.sleep(0.2)
-        yield Server(base, creds)
+        yield Server(base, creds, env)
     finally:
         process.terminate()
         try:
@@ -321,3 +325,92 @@ def test_an_admin_signs_in_and_the_dashboard_renders_its_charts(browser: Any, se
     assert page.goto("/console/admin") is not None
     assert "/console/sign-in" in page.url, "signed out means signed out"
     page.context.close()
+
+
+def test_finance_resolves_a_reconciliation_exception_under_four_eyes_and_the_dashboard_charts(
+    browser: Any, server: Server
+) -> None:
+    """The demo's reconciliation of today found a card charge the ledger never booked (200,000 đồng, fee
+    2,000): the maker proposes the correcting entry, the maker's own approval is refused, the checker
+    approves it, and the dashboard renders its charts (from the reports' headline figures)."""
+    maker = _sign_in(browser, server, "finance_maker")
+    maker.goto("/console/admin/recon")
+    row = maker.locator("#exceptions tbody tr", has_text="ch_demo_unknown")
+    assert "missing_in_ledger" in row.inner_text()
+    _shot(maker, "finance-recon-exceptions")
+    row.get_by_role("link").first.click()
+    maker.wait_for_url(re.compile(r"/console/admin/recon/\d+$"))
+    exception_url = maker.url
+    assert maker.locator("#exception-status").get_attribute("data-status") == "open"
+
+    # The maker proposes: the gateway holds the net, the fee is an expense, the citizen is not known yet.
+    maker.get_by_label("Diễn giải").fill("Khoản thu thẻ chưa ghi sổ, chờ xác định người nạp")
+    maker.get_by_label("Các dòng bút toán").fill(
+        "gateway_clearing -198000\ngateway_fees -2000\nsuspense 200000"
+    )
+    maker.locator("#do-propose").click()
+    maker.wait_for_load_state()
+    assert maker.locator("#exception-status").get_attribute("data-status") == "proposed"
+    assert maker.locator("#four-eyes").is_visible(), "the maker is told a second admin must approve"
+    proposal = maker.locator("#proposal").inner_text()
+    assert "suspense" in proposal
+    assert "gateway_clearing" in proposal
+    _shot(maker, "finance-recon-proposed")
+
+    # The same admin cannot approve it: refused, said so, nothing posted.
+    maker.locator("#do-approve").click()
+    maker.wait_for_load_state()
+    assert maker.locator(".flash.error").count() == 1
+    assert "quản trị viên tài chính khác" in maker.locator(".flash.error").inner_text()
+    assert maker.locator("#exception-status").get_attribute("data-status") == "proposed"
+    _shot(maker, "finance-recon-self-approval-refused")
+
+    # A second finance admin approves it: the correcting entry is posted and the exception resolved.
+    checker = _sign_in(browser, server, "finance_checker")
+    checker.goto(exception_url)
+    assert checker.locator("#four-eyes").count() == 0
+    checker.locator("#do-approve").click()
+    checker.wait_for_load_state()
+    assert checker.locator(".flash.ok").count() == 1
+    assert checker.locator("#exception-status").get_attribute("data-status") == "resolved"
+    _shot(checker, "finance-recon-resolved")
+
+    # The audit trail has every step, the refused self-approval included.
+    async def audit_actions() -> list[tuple[str, str]]:
+        from sqlalchemy import select
+
+        from app.core.audit_models import AuditEvent
+        from app.core.db import Database
+
+        db = Database(load_settings(server.env))
+        try:
+            async with db.read() as session:
+                rows = await session.execute(
+                    select(AuditEvent.action, AuditEvent.outcome)
+                    .where(AuditEvent.object_type == "recon_exception")
+                    .order_by(AuditEvent.seq)
+                )
+                return [(str(a), str(o)) for a, o in rows]
+        finally:
+            await db.dispose()
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API runs an event loop in this thread
+        actions = pool.submit(asyncio.run, audit_actions()).result()
+    assert actions == [
+        ("recon.correction_proposed", "success"),
+        ("recon.correction_self_approval", "denied"),
+        ("recon.correction_approved", "success"),
+    ]
+
+    # The dashboard renders its charts, the month's headline figures among them.
+    checker.goto("/console/admin")
+    for chart in ("#chart-dossiers", "#chart-users", "#chart-timeliness"):
+        svg = checker.locator(f"svg{chart}")
+        assert svg.is_visible(), chart
+        assert svg.get_attribute("role") == "img"
+    assert checker.locator("#chart-dossiers g.bar").count() == 10
+    assert checker.locator("#chart-timeliness g.bar").count() == 3
+    assert checker.locator("#fig-acceptance").is_visible()
+    _shot(checker, "finance-dashboard")
+    maker.context.close()
+    checker.context.close()

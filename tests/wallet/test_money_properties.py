@@ -161,7 +161,8 @@ async def _check(world: MoneyWorld, bank: CountingBank) -> None:
         )
         withdrawn_refs = Counter(withdrawn)
         mirror = (await ledger.balance(session, ledger.system_account(AccountType.GUARANTEE_BANK))).balance
-    succeeded = {i["id"] for i in world.box.intents.values() if i["status"] == "succeeded"}
+    # the entry's reference is the charge's id (the balance transaction's source, what reconciliation matches)
+    succeeded = {i["latest_charge"] for i in world.box.intents.values() if i["status"] == "succeeded"}
     assert set(credited) == succeeded  # every confirmed intent credited, nothing else
     assert all(n == 1 for n in credited.values())  # ... exactly once
     assert open_payouts == []

@@ -298,6 +298,29 @@ class SandboxGateway:
         intent.update(status="succeeded", amount_received=amount, latest_charge=charge_id, next_action=None)
         self._event("payment_intent.succeeded", intent)
 
+    def payout(self, amount: int) -> dict[str, Any]:
+        """The gateway pays ``amount`` đồng of our balance out to our bank account (the guarantee account):
+        a ``po_...`` payout and its balance transaction (type ``payout``, amount and net negative, no fee)."""
+        payout_id, txn_id = self._id("po"), self._id("txn")
+        created = int(self.clock())
+        self.balance_transactions[txn_id] = {
+            "id": txn_id,
+            "object": "balance_transaction",
+            "amount": -amount,
+            "fee": 0,
+            "net": -amount,
+            "currency": "vnd",
+            "type": "payout",
+            "source": payout_id,
+            "created": created,
+            "available_on": created,
+            "status": "available",
+            "reporting_category": "payout",
+            "description": "STRIPE PAYOUT",
+            "fee_details": [],
+        }
+        return {"id": payout_id, "object": "payout", "amount": amount, "balance_transaction": txn_id}
+
     def _fail(self, intent: dict[str, Any], code: str, decline_code: str, message: str) -> None:
         intent.update(
             status="requires_payment_method",
