@@ -35,7 +35,7 @@ run: $(STAMP)
 
 ## make test: the whole suite, on SQLite and (when reachable) on PostgreSQL + Redis
 test: $(STAMP) chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench migrations

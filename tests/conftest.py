@@ -33,6 +33,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 RUN_ID = uuid.uuid4().hex[:8]
 _skipped_reason: list[str] = []
+_SKIP_PREFIX = "real backend skipped: "
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:
@@ -137,7 +138,7 @@ def backend_env(backend: str, templates: Templates, tmp_path: Path) -> Iterator[
         if IN_CI:
             pytest.fail(f"CI=true but the real backend is unavailable: {templates.pg_problem}")
         _skipped_reason.append(templates.pg_problem)
-        pytest.skip(f"real backend skipped: {templates.pg_problem}")
+        pytest.skip(f"{_SKIP_PREFIX}{templates.pg_problem}")
     name = f"hue_t_{RUN_ID}_{uuid.uuid4().hex[:10]}"
     asyncio.run(_pg_execute(f'CREATE DATABASE "{name}" TEMPLATE "{templates.pg_template}"'))
     try:
@@ -193,12 +194,24 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     return body
 
 
+def _real_backend_skips(terminalreporter: Any) -> list[str]:
+    """Reasons of the real-backend skips, read from the skip reports themselves so that the summary also
+    works when the tests ran in ``pytest -n`` worker processes (whose module state the controller never
+    sees)."""
+    reasons: list[str] = []
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        if _SKIP_PREFIX in message:
+            reasons.append(message.split(_SKIP_PREFIX, 1)[1])
+    return reasons or list(_skipped_reason)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _skipped_reason:
+    reasons = _real_backend_skips(terminalreporter)
+    if reasons:
         terminalreporter.write_sep("=", "real-backend tests skipped", yellow=True)
-        terminalreporter.write_line(
-            f"{len(_skipped_reason)} PostgreSQL + Redis test(s) skipped: {_skipped_reason[0]}"
-        )
+        terminalreporter.write_line(f"{len(reasons)} PostgreSQL + Redis test(s) skipped: {reasons[0]}")
         terminalreporter.write_line(
             "Start PostgreSQL and Redis (see README) to run them; CI=true makes this fatal."
         )

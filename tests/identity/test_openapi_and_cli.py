@@ -34,7 +34,9 @@ def test_signed_in_routes_declare_the_bearer_token(spec: dict[str, Any]) -> None
         "/api/v1/dev/sms",
     }
     identity_paths = [
-        p for p in spec["paths"] if p.startswith(("/api/v1/auth", "/api/v1/me", "/api/v1/users"))
+        p
+        for p in spec["paths"]
+        if p == "/api/v1/me" or p.startswith(("/api/v1/auth", "/api/v1/me/", "/api/v1/users"))
     ]
     identity_paths += [p for p in spec["paths"] if p.startswith(("/api/v1/officer", "/api/v1/admin"))]
     assert len(identity_paths) >= 20
