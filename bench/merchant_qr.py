@@ -24,20 +24,16 @@ import signal
 import subprocess
 import time
 import uuid
-from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from app.core.db import Database, new_id, utcnow
+from app.core.db import Database, new_id
 from app.core.migrate import upgrade
 from app.core.security import Caller
 from app.core.settings import load_settings
-from app.identity.models import Device
-from app.identity.service import create_user, declare_identity, get_user, mark_verified, set_pin
-from app.identity.tokens import DeviceInfo, open_session
 from app.main import create_app
 from app.merchants import service as merchants
 from app.merchants import vietqr
@@ -45,9 +41,9 @@ from app.merchants.models import Merchant, MerchantStore
 from app.merchants.schemas import MerchantIn, StoreIn
 from app.wallet import ledger
 from app.wallet import service as wallet_service
-from app.wallet.funding import record_source
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from bench.one_tap import _free_port, _serve
+from bench.payers import seed_payer
 from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
 
 PIN = "246810"
@@ -65,54 +61,14 @@ async def _seed(database: str, n: int) -> tuple[list[str], list[str], list[Calle
     try:
         for i in range(n):
             async with db.transaction() as session:
-                user = await create_user(
-                    session,
-                    phone=f"+8491{i:07d}",
-                    password="mat-khau-Hue-2025",
-                    full_name=None,
-                    roles=(("citizen", ""),),
-                    consents=("account", "ekyc"),
-                )
-                await declare_identity(
-                    session,
-                    user,
-                    full_name=f"Người thử {i}",
-                    cccd=f"046090{i:06d}",
-                    date_of_birth=date(1990, 5, 17),
-                )
-                await mark_verified(session, user, "desk", None)
-                await set_pin(session, user.id, PIN)
-                user = await get_user(session, user.id)
-                pair = await open_session(
-                    session,
-                    user,
-                    DeviceInfo(install_id=uuid.uuid4().hex, name="bench", platform="android"),
-                    "password",
-                )
-                await session.execute(
-                    update(Device)
-                    .where(Device.id == pair.device_id)
-                    .values(first_seen_at=utcnow() - timedelta(days=30))
-                    .execution_options(synchronize_session=False)
-                )
-                await record_source(  # a wallet with no linked source cannot pay (issue 6)
-                    session,
-                    user.id,
-                    kind="card",
-                    fingerprint="card:pm_card_visa_debit",
-                    payment_method="pm_card_visa_debit",
-                    funding="debit",
-                )
-                wallet = await wallet_service.wallet_account_id(session, user.id, create=True)
-                bank = ledger.system_account(AccountType.GUARANTEE_BANK)
-                await ledger.post(
-                    session, Entry(kind="topup", postings=[debit(bank, 10**11), credit(wallet, 10**11)])
+                pair = await seed_payer(
+                    session, phone=f"+8491{i:07d}", cccd=f"046090{i:06d}", full_name=f"Người thử {i}", pin=PIN
                 )
                 tokens.append(pair.access_token)
                 callers.append(
-                    Caller(user_id=user.id, session_id=pair.session_id, roles=frozenset({"citizen"}))
+                    Caller(user_id=pair.user_id, session_id=pair.session_id, roles=frozenset({"citizen"}))
                 )
-                owner = Caller(user_id=user.id, session_id=new_id(), roles=frozenset({"citizen"}))
+                owner = Caller(user_id=pair.user_id, session_id=new_id(), roles=frozenset({"citizen"}))
                 created = await merchants.register_merchant(
                     session,
                     owner,
@@ -127,7 +83,7 @@ async def _seed(database: str, n: int) -> tuple[list[str], list[str], list[Calle
                     ),
                     settings,
                 )
-                admin = Caller(user_id=user.id, session_id=new_id(), roles=frozenset({"admin"}))
+                admin = Caller(user_id=pair.user_id, session_id=new_id(), roles=frozenset({"admin"}))
                 await merchants.decide(session, admin, created.id, "approve", "", None)
                 merchant = await merchants.get_merchant(session, created.id)
                 store = await session.get(MerchantStore, created.stores[0].id)

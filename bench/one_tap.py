@@ -30,30 +30,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import msgspec
-from sqlalchemy import update
 
 from app.bills import service as bills_service
 from app.bills.demo import demo_data
 from app.bills.schemas import BillerIn
-from app.core.db import Database, utcnow
+from app.core.db import Database
 from app.core.migrate import upgrade
 from app.core.settings import load_settings
-from app.identity.models import Device
-from app.identity.service import create_user, declare_identity, get_user, mark_verified, set_pin
-from app.identity.tokens import DeviceInfo, open_session
 from app.main import create_app
-from app.wallet import ledger
-from app.wallet import service as wallet_service
-from app.wallet.funding import record_source
-from app.wallet.ledger import AccountType, Entry, credit, debit
 from bench.measure import statements, tree_cpu_seconds
+from bench.payers import seed_payer
 from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,45 +77,8 @@ async def _seed(database: str, groups: int) -> Seeded:
             await bills_service.put_biller(db, code, msgspec.convert(declaration, BillerIn), production=False)
         for n in range(USERS):
             async with db.transaction() as session:
-                user = await create_user(
-                    session,
-                    phone=f"+8490{n:07d}",
-                    password="mat-khau-Hue-2025",
-                    full_name=None,
-                    roles=(("citizen", ""),),
-                    consents=("account", "ekyc"),
-                )
-                await declare_identity(
-                    session, user, full_name=f"Người thử {n}", cccd=_cccd(n), date_of_birth=date(1990, 5, 17)
-                )
-                await mark_verified(session, user, "desk", None)
-                await set_pin(session, user.id, PIN)
-                user = await get_user(session, user.id)
-                pair = await open_session(
-                    session,
-                    user,
-                    DeviceInfo(install_id=uuid.uuid4().hex, name="bench", platform="android"),
-                    "password",
-                )
-                await session.execute(
-                    update(Device)
-                    .where(Device.id == pair.device_id)
-                    .values(first_seen_at=utcnow() - timedelta(days=30))
-                    .execution_options(synchronize_session=False)
-                )
-                await record_source(  # a wallet with no linked source cannot pay (issue 6)
-                    session,
-                    user.id,
-                    kind="card",
-                    fingerprint="card:pm_card_visa_debit",
-                    payment_method="pm_card_visa_debit",
-                    funding="debit",
-                )
-                wallet = await wallet_service.wallet_account_id(session, user.id, create=True)
-                bank = ledger.system_account(AccountType.GUARANTEE_BANK)
-                await ledger.post(
-                    session,
-                    Entry(kind="topup", postings=[debit(bank, 10**11), credit(wallet, 10**11)]),
+                pair = await seed_payer(
+                    session, phone=f"+8490{n:07d}", cccd=_cccd(n), full_name=f"Người thử {n}", pin=PIN
                 )
                 tokens.append(pair.access_token)
     finally:

@@ -173,10 +173,6 @@ async def _profile(session: Any, user: User) -> Profile:
     )
 
 
-async def _admin_view(session: Any, user: User) -> AdminUserView:
-    return await staff.account_view(session, user)
-
-
 async def _devices(session: Any, user_id: uuid.UUID, current: uuid.UUID | None) -> list[DeviceOut]:
     runtime = runtime_of(session)
     now = utcnow()
@@ -818,7 +814,7 @@ class UserController(Controller):
         it did not exist."""
         ensure_visible(caller, owner_id=user_id, admin_duties=("support",))
         async with db.read() as session:
-            return await _admin_view(session, await service.get_user(session, user_id))
+            return await staff.account_view(session, await service.get_user(session, user_id))
 
     @get(
         "/{user_id:uuid}/devices",
@@ -876,7 +872,7 @@ class OfficerController(Controller):
                 full_name=data.full_name,
                 date_of_birth=data.date_of_birth,
             )
-            return await _admin_view(session, user)
+            return await staff.account_view(session, user)
 
         return await idempotent_response(
             request,
@@ -952,7 +948,7 @@ class AdminIdentityController(Controller):
                 user = await service.get_user(session, user_id)
                 await service.grant_role(session, user.id, data.role, scope=scope, granted_by=caller.user_id)
                 await revoke_sessions(session, user.id, reason="role_changed")
-            return await _admin_view(session, user)
+            return await staff.account_view(session, user)
 
         return await idempotent_response(
             request,

@@ -39,12 +39,12 @@ from app.core.db import Database, utcnow
 from app.core.errors import WEBHOOK_SIGNATURE_INVALID, error_kind
 from app.core.scheduler import JobContext, every, scheduled_job
 from app.core.settings import Settings
+from app.core.webhook_signature import SignatureError, verify
 from app.identity.inbox import post_notification
 from app.wallet import ledger
 from app.wallet.funding import own_source
 from app.wallet.funding_models import FundingSource, GatewayEvent, WalletTopup
 from app.wallet.gateway import CardError, CardGateway, GatewayError, GatewayUnavailableError, get_card_gateway
-from app.wallet.gateway.webhooks import SignatureError, verify
 from app.wallet.ledger import AccountType, Entry, Posting, credit
 from app.wallet.service import require_level, wallet_account_id
 

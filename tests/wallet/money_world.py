@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from app.core.bank_transfer import SandboxBank, install_bank_transfers
 from app.core.db import Database
 from app.core.settings import Settings
+from app.core.webhook_signature import signature_header
 from app.wallet import ledger
 from app.wallet import service as wallet_service
 from app.wallet.gateway import CardGateway, install_card_gateway
 from app.wallet.gateway.sandbox import SANDBOX_BASE_URL, SandboxGateway
-from app.wallet.gateway.webhooks import signature_header
 from app.wallet.ledger import AccountType
 from tests.factories import UserHandle, make_user
 

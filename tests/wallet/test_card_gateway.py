@@ -14,8 +14,8 @@ import httpx
 import pytest
 import respx
 
+from app.core.webhook_signature import SignatureError, signature_header, verify
 from app.wallet.gateway import CardError, CardGateway, GatewayUnavailableError
-from app.wallet.gateway.webhooks import SignatureError, signature_header, verify
 
 BASE = "https://api.gateway.test"
 INTENT = {

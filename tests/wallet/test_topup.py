@@ -20,10 +20,10 @@ from litestar import Litestar
 from app.core.bank_transfer import TransferOrder, TransferResult
 from app.core.outbox import Dispatcher, DispatcherConfig, HandlerRegistry
 from app.core.settings import Settings
+from app.core.webhook_signature import signature_header
 from app.wallet import ledger, topup, withdrawals
 from app.wallet.funding_models import WalletTopup
 from app.wallet.gateway.sandbox import fee_for
-from app.wallet.gateway.webhooks import signature_header
 from app.wallet.ledger import AccountType
 from app.wallet.models import LedgerEntry
 from tests.conftest import assert_problem

@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl
 import httpx
 import structlog
 
-from app.wallet.gateway.webhooks import signature_header
+from app.core.webhook_signature import signature_header
 
 __all__ = [
     "OTHER_HOLDER_ID",

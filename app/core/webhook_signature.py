@@ -1,10 +1,11 @@
-"""``Stripe-Signature``: how the card gateway signs the webhooks it sends us, and how we check them.
+"""Stripe-style webhook signatures, both ways: the card gateway's ``Stripe-Signature`` on the webhooks it
+sends us, and our ``Hue-Signature`` on the webhooks we send merchants.
 
 The header is ``t=<unix seconds>,v1=<hex>[,v1=<hex>...]``; each ``v1`` is HMAC-SHA256 over
-``"<t>.<raw body>"`` under one webhook signing secret. During a secret rotation the gateway sends one ``v1``
-per active secret, and we accept the event when any ``v1`` matches any secret of our key ring
-(``CARD_GATEWAY_WEBHOOK_SECRETS``). An event whose ``t`` is more than :data:`TOLERANCE_SECONDS` away from our
-clock is refused (a replayed old event), as Stripe's libraries do.
+``"<t>.<raw body>"`` under one webhook signing secret. During a secret rotation the sender adds one ``v1``
+per active secret, and an event is accepted when any ``v1`` matches any secret of the receiver's key ring
+(ours: ``CARD_GATEWAY_WEBHOOK_SECRETS``). An event whose ``t`` is more than :data:`TOLERANCE_SECONDS`
+away from the receiver's clock is refused (a replayed old event), as Stripe's libraries do.
 """
 
 from __future__ import annotations
