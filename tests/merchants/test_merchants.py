@@ -292,6 +292,33 @@ async def test_64_concurrent_payers_to_one_merchant_all_land(world: World) -> No
         assert (await ledger.check_books(session)).ok
 
 
+async def test_a_qr_payment_retried_with_its_key_pays_once(world: World) -> None:
+    """A phone that loses the answer and retries (twice at once, then again later) pays the merchant once and
+    gets the first answer back; the same key with another amount is refused."""
+    merchant_id, owner = await world.merchant("Chè Hẻm Huế", "3300108888")
+    payload = await world.static_qr(merchant_id, world.staff(owner, merchant_id, "merchant_owner"))
+    payer = await make_user(world.app)
+    await world.fund(payer.user_id, 100_000)
+
+    together = await asyncio.gather(*(world.pay(payer, payload, 30_000, key="tap-1") for _ in range(2)))
+    assert sorted(r.status_code for r in together) in ([201, 201], [201, 409]), [r.text for r in together]
+    later = await world.pay(payer, payload, 30_000, key="tap-1")
+    assert later.status_code == 201, later.text
+    assert later.headers.get("Idempotent-Replayed") == "true"
+    assert later.json() == next(r for r in together if r.status_code == 201).json()
+    assert_problem(await world.pay(payer, payload, 31_000, key="tap-1"), 422, "idempotency_key_reused")
+
+    async with world.db.read() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(MerchantPayment)
+            .where(MerchantPayment.merchant_id == uuid.UUID(merchant_id))
+        )
+    assert count == 1
+    wallet = (await world.http.get("/api/v1/me/wallet", headers=payer.headers)).json()
+    assert wallet["balance"] == 70_000
+
+
 async def test_two_refunds_at_once_never_exceed_what_was_paid(world: World) -> None:
     merchant_id, owner = await world.merchant("Quán Chè Mụ Ròm", "3300107777")
     payload = await world.static_qr(merchant_id, world.staff(owner, merchant_id, "merchant_owner"))
