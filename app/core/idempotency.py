@@ -73,8 +73,8 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -104,9 +104,14 @@ __all__ = [
     "IdempotencyKey",
     "IdempotentUnit",
     "StoredResponse",
+    "checked_key",
     "claim_idempotency_key",
+    "claimed_replay",
+    "encode_body",
     "idempotent",
     "idempotent_response",
+    "key_in_flight",
+    "lock_id",
     "request_fingerprint",
     "run_idempotent",
     "scope_of",
@@ -231,7 +236,7 @@ class StoredResponse:
         )
 
 
-def _encode(status_code: int, content: Any) -> bytes:
+def encode_body(status_code: int, content: Any) -> bytes:
     if status_code == 204:
         return b""
     return encode_json(content)
@@ -247,13 +252,13 @@ _LOOKUP = select(_TABLE.c.fingerprint, _TABLE.c.status_code, _TABLE.c.body).wher
 _PG_CLAIM = text("SELECT claimed, fingerprint, status_code, body FROM idempotency_claim(:scope, :key, :lock)")
 
 
-def _lock_id(scope: str, key: str) -> int:
+def lock_id(scope: str, key: str) -> int:
     """A signed 64-bit advisory-lock id for (scope, key); a collision only costs a spurious 409."""
     digest = hashlib.blake2b(f"{scope}\x1f{key}".encode(), digest_size=8, person=b"idempotency").digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _check(scope: str, key: str | None) -> str:
+def checked_key(scope: str, key: str | None) -> str:
     if not scope or len(scope) > MAX_SCOPE_LENGTH:
         raise ValueError(f"idempotency scope must be 1-{MAX_SCOPE_LENGTH} characters")
     if not key:
@@ -308,7 +313,7 @@ class Claim:
             raise RuntimeError("a replayed key has nothing to save")
         if self.saved is not None:
             raise RuntimeError("the response under this key is already saved")
-        body = _encode(status_code, content)
+        body = encode_body(status_code, content)
         await self._connection.execute(
             _INSERT,
             {
@@ -332,28 +337,36 @@ async def claim_idempotency_key(session: AsyncSession, scope: str, key: str, fin
     differs. The transaction must be READ COMMITTED (the default) and opened with
     :meth:`Database.transaction` (on SQLite, ``BEGIN IMMEDIATE``).
     """
-    key = _check(scope, key)
+    key = checked_key(scope, key)
     connection = await session.connection()
     params: dict[str, Any] = {"scope": scope, "key": key}
     row: Row[Any, Any, Any] | None
     if connection.dialect.name == "postgresql":
-        params["lock"] = _lock_id(scope, key)
+        params["lock"] = lock_id(scope, key)
         row = (await connection.execute(_PG_CLAIM, params)).one()
         claimed = bool(row.claimed)
     else:
         row = (await connection.execute(_LOOKUP, params)).one_or_none()
         claimed = True
-    if row is not None and row.fingerprint is not None:
-        if bytes(row.fingerprint) != fingerprint:
+    stored = None if row is None else (row.fingerprint, row.status_code, row.body)
+    return Claim(connection, scope, key, fingerprint, claimed_replay(fingerprint, claimed, stored))
+
+
+def claimed_replay(
+    fingerprint: bytes, claimed: bool, stored: tuple[bytes | None, int | None, bytes | None] | None
+) -> StoredResponse | None:
+    """What a claim's answer means (``idempotency_claim``'s row: ``claimed`` and the stored fingerprint,
+    status and body, or None): the stored response to replay, None to go on, or 409 / 422."""
+    if stored is not None and stored[0] is not None:
+        if bytes(stored[0]) != fingerprint:
             raise IDEMPOTENCY_KEY_REUSED(
                 "Khóa này đã được dùng cho một yêu cầu khác; hãy tạo khóa mới cho yêu cầu mới",
                 "This key was used for a different request; use a new key for a new request",
             )
-        replay = StoredResponse(int(row.status_code), bytes(row.body), replayed=True)
-        return Claim(connection, scope, key, fingerprint, replay)
+        return StoredResponse(int(stored[1] or 0), bytes(stored[2] or b""), replayed=True)
     if not claimed:
         raise _in_progress()
-    return Claim(connection, scope, key, fingerprint, None)
+    return None
 
 
 # --- the unit of work --------------------------------------------------------------------------------------
@@ -376,7 +389,7 @@ class IdempotentUnit:
         if self.replay is not None:
             raise RuntimeError("a replayed key has nothing to record")
         self._recorded = (status_code, content)
-        return StoredResponse(status_code, _encode(status_code, content))
+        return StoredResponse(status_code, encode_body(status_code, content))
 
 
 async def _stored(session: AsyncSession, scope: str, key: str, fingerprint: bytes) -> StoredResponse | None:
@@ -392,6 +405,21 @@ async def _stored(session: AsyncSession, scope: str, key: str, fingerprint: byte
             "This key was used for a different request; use a new key for a new request",
         )
     return StoredResponse(int(row.status_code), bytes(row.body), replayed=True)
+
+
+@contextmanager
+def key_in_flight(db: Database, scope: str, key: str) -> Iterator[None]:
+    """Hold (scope, key) in this process for the block: a second request with the key meanwhile gets 409
+    ``idempotency_in_progress`` before any database work; the key is let go however the block ends."""
+    in_flight = _IN_FLIGHT.setdefault(db, set())
+    token = (scope, key)
+    if token in in_flight:
+        raise _in_progress()
+    in_flight.add(token)
+    try:
+        yield
+    finally:
+        in_flight.discard(token)
 
 
 @asynccontextmanager
@@ -419,13 +447,8 @@ async def idempotent(
     between ``prepare`` and its commit runs its own ``prepare`` (which, for a one-time code, is refused:
     the code is spent) instead of getting 409.
     """
-    key = _check(scope, key)
-    in_flight = _IN_FLIGHT.setdefault(db, set())
-    token = (scope, key)
-    if token in in_flight:
-        raise _in_progress()
-    in_flight.add(token)
-    try:
+    key = checked_key(scope, key)
+    with key_in_flight(db, scope, key):
         if prepare is not None:
             async with db.read() as session:
                 stored = await _stored(session, scope, key, fingerprint)
@@ -441,8 +464,6 @@ async def idempotent(
                 if unit._recorded is None:
                     raise RuntimeError("idempotent block ended without unit.record(status, content)")
                 await claim.save(*unit._recorded)
-    finally:
-        in_flight.discard(token)
 
 
 async def run_idempotent(

@@ -46,6 +46,7 @@ __all__ = [
     "StreamEvent",
     "channel_for",
     "count_unread",
+    "deliver_committed",
     "deliver_notifications",
     "get_notification",
     "inbox_events",
@@ -150,6 +151,18 @@ def _deliver_after_commit(session: AsyncSession, row: InboxNotification) -> None
 
         on_commit(session, deliver)
     pending.append(row)
+
+
+def deliver_committed(
+    db: Database, row: InboxNotification, *, push: bool
+) -> Coroutine[Any, Any, None] | None:
+    """For a money path that wrote ``row`` on the driver (no session): what streams it once committed
+    (await it after the commit), None when this database has no delivery. ``push=False`` when the
+    transaction saw that the person has no push device, which spares the look-up of devices."""
+    delivery = _deliveries.get(db)
+    if delivery is None:
+        return None
+    return delivery.deliver_rows([row], push=push)
 
 
 def _publish_unread_after_commit(session: AsyncSession, user_id: uuid.UUID, unread: int) -> None:
@@ -403,13 +416,14 @@ class InboxDelivery:
             )
         await self.deliver_rows(rows)
 
-    async def deliver_rows(self, rows: Sequence[InboxNotification]) -> None:
+    async def deliver_rows(self, rows: Sequence[InboxNotification], *, push: bool = True) -> None:
         """Stream, then push (in the background), committed notifications already in memory."""
         for row in rows:
             view = msgspec.to_builtins(notification_view(row))
             await self.publish(row.user_id, {"type": "notification", "notification": view})
-        for row in rows:
-            self._spawn(self._push(row))
+        if push:
+            for row in rows:
+                self._spawn(self._push(row))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -25,14 +25,22 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.crypto import keyed_digest
-from app.core.db import utcnow
+from app.core.db import Database, utcnow
 from app.core.settings import KeyRing
 from app.identity.errors import PIN_INVALID, PIN_LOCKED, PIN_NOT_SET, PIN_WEAK
 from app.identity.models import PaymentPin
 from app.identity.runtime import IdentityRuntime, runtime_of
-from app.identity.security_events import record_security_event_later
+from app.identity.security_events import record_security_event_soon
 
-__all__ = ["PinStatus", "check_pin_format", "pin_status", "set_pin", "verify_payment_pin"]
+__all__ = [
+    "PinRecord",
+    "PinStatus",
+    "check_payment_pin",
+    "check_pin_format",
+    "pin_status",
+    "set_pin",
+    "verify_payment_pin",
+]
 
 _SIX_DIGITS = re.compile(r"^[0-9]{6}$")
 log = structlog.get_logger("app.identity")
@@ -94,24 +102,34 @@ def _locked(until: datetime, retry_after: int) -> Exception:
     return error
 
 
-async def _lock(runtime: IdentityRuntime, session: AsyncSession, user_id: uuid.UUID) -> Exception:
+async def _lock(runtime: IdentityRuntime, db: Database, user_id: uuid.UUID) -> Exception:
     # The count of tries is not reset here: it expires before the lock does (its window started at the
     # first wrong try), and resetting it would let a guess already past the lock check compare again.
     hit = await runtime.money_hit(_lock_key(user_id), runtime.policy.pin_lock_seconds)
     if hit.count == 1:
-        record_security_event_later(session, "pin_locked", user_id=user_id)
+        record_security_event_soon(db, "pin_locked", user_id=user_id)
     return _locked(utcnow() + timedelta(seconds=hit.retry_after), hit.retry_after)
 
 
-async def verify_payment_pin(session: AsyncSession, user_id: uuid.UUID, pin: str) -> None:
-    """Accept ``pin`` as ``user_id``'s payment PIN, or raise ``pin_invalid`` (with ``attempts_left``),
-    ``pin_locked`` (with ``locked_until``) or ``pin_not_set``. Never stores or logs the PIN."""
-    runtime = runtime_of(session)
-    policy = runtime.policy
-    row = await session.get(PaymentPin, user_id)
+@dataclass(frozen=True, slots=True)
+class PinRecord:
+    """The stored PIN of one person (``payment_pins``), as a money path read it with its other data."""
+
+    pin_hash: bytes
+    salt: bytes
+    key_id: str
+
+
+async def check_payment_pin(
+    runtime: IdentityRuntime, db: Database, user_id: uuid.UUID, pin: str, record: PinRecord | None
+) -> bytes | None:
+    """The rule of :func:`verify_payment_pin` for a caller that has already read ``record`` (or found no
+    PIN): raise ``pin_invalid`` / ``pin_locked`` / ``pin_not_set``, or accept. Returns the PIN's new hash
+    when it is still under a retired key (the caller stores it, ``key_id`` = the active one), else None."""
     ring = runtime.settings.pin_keys
-    if row is None or ring.get(row.key_id) is None:
+    if record is None or ring.get(record.key_id) is None:
         raise PIN_NOT_SET("Hãy thiết lập mã PIN thanh toán", "Set a payment PIN first")
+    policy = runtime.policy
     # The lock is checked and this try counted in one step (one Redis round trip), before comparing.
     lock, attempt = await runtime.money_hit_unless(
         _fail_key(user_id), policy.pin_lock_seconds, _lock_key(user_id)
@@ -120,21 +138,32 @@ async def verify_payment_pin(session: AsyncSession, user_id: uuid.UUID, pin: str
         raise _locked(utcnow() + timedelta(seconds=lock.retry_after), lock.retry_after)
     assert attempt is not None
     if attempt.count > policy.pin_max_attempts:
-        raise await _lock(runtime, session, user_id)
-    given = _digest(ring, row.key_id, row.salt, user_id, pin) if _SIX_DIGITS.match(pin) else None
-    if given is not None and hmac.compare_digest(given, row.pin_hash):
+        raise await _lock(runtime, db, user_id)
+    given = _digest(ring, record.key_id, record.salt, user_id, pin) if _SIX_DIGITS.match(pin) else None
+    if given is not None and hmac.compare_digest(given, record.pin_hash):
         await runtime.money_reset(_fail_key(user_id))
-        if row.key_id != ring.active_kid:
-            new = _digest(ring, ring.active_kid, row.salt, user_id, pin)
-            assert new is not None
-            row.pin_hash, row.key_id = new, ring.active_kid
-        return
+        return (
+            None
+            if record.key_id == ring.active_kid
+            else _digest(ring, ring.active_kid, record.salt, user_id, pin)
+        )
     left = policy.pin_max_attempts - attempt.count
     if left <= 0:
-        raise await _lock(runtime, session, user_id)
+        raise await _lock(runtime, db, user_id)
     raise PIN_INVALID(
         f"Mã PIN không đúng, còn {left} lần thử", f"Wrong PIN; {left} tries left", attempts_left=left
     )
+
+
+async def verify_payment_pin(session: AsyncSession, user_id: uuid.UUID, pin: str) -> None:
+    """Accept ``pin`` as ``user_id``'s payment PIN, or raise ``pin_invalid`` (with ``attempts_left``),
+    ``pin_locked`` (with ``locked_until``) or ``pin_not_set``. Never stores or logs the PIN."""
+    runtime = runtime_of(session)
+    row = await session.get(PaymentPin, user_id)
+    record = None if row is None else PinRecord(row.pin_hash, row.salt, row.key_id)
+    rehashed = await check_payment_pin(runtime, Database.of(session), user_id, pin, record)
+    if row is not None and rehashed is not None:
+        row.pin_hash, row.key_id = rehashed, runtime.settings.pin_keys.active_kid
 
 
 @dataclass(frozen=True, slots=True)

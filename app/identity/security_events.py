@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.audit import AuditActor, Outcome, record, record_separately
 from app.core.db import Database
 
-__all__ = ["record_security_event", "record_security_event_later", "security_event_in"]
+__all__ = [
+    "record_security_event",
+    "record_security_event_later",
+    "record_security_event_soon",
+    "security_event_in",
+]
 
 log = structlog.get_logger("app.identity.security")
 _pending: set[asyncio.Task[Any]] = set()
@@ -79,7 +84,13 @@ def record_security_event_later(
 ) -> None:
     """Record an event from inside a transaction that is about to be refused (a PIN lock during a payment):
     the row is written by a task of its own once this transaction has let go of the database."""
-    db = Database.of(session)
+    record_security_event_soon(Database.of(session), action, user_id=user_id, outcome=outcome)
+
+
+def record_security_event_soon(
+    db: Database, action: str, *, user_id: uuid.UUID | None, outcome: Outcome = "denied"
+) -> None:
+    """:func:`record_security_event_later` for a caller that holds no session (a driver-level money path)."""
     task = asyncio.get_running_loop().create_task(
         record_security_event(db, action, user_id=user_id, outcome=outcome)
     )

@@ -40,6 +40,7 @@ __all__ = [
     "BankAccountVerifier",
     "HttpBankAccountVerifier",
     "SandboxBankAccountVerifier",
+    "funding_source_required",
     "get_account_verifier",
     "has_linked_source",
     "link_bank_account",
@@ -84,10 +85,14 @@ async def has_linked_source(session: AsyncSession, user_id: uuid.UUID) -> bool:
 async def require_linked_source(session: AsyncSession, user_id: uuid.UUID) -> None:
     """``funding_source_required`` unless ``user_id`` has linked a source (a ledger rule of the wallet)."""
     if not await has_linked_source(session, user_id):
-        raise FUNDING_SOURCE_REQUIRED(
-            "Hãy liên kết thẻ ghi nợ hoặc tài khoản ngân hàng của chính bạn trước khi thanh toán.",
-            "Link your own debit card or bank account before paying or transferring.",
-        )
+        raise funding_source_required()
+
+
+def funding_source_required() -> Exception:
+    return FUNDING_SOURCE_REQUIRED(
+        "Hãy liên kết thẻ ghi nợ hoặc tài khoản ngân hàng của chính bạn trước khi thanh toán.",
+        "Link your own debit card or bank account before paying or transferring.",
+    )
 
 
 async def list_sources(session: AsyncSession, user_id: uuid.UUID) -> list[FundingSource]:

@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import utcnow
+from app.core.db import Database, utcnow
 from app.identity.service import device_is_new
 from app.wallet.errors import LIMIT_EXCEEDED
 from app.wallet.models import WalletLimit, WalletUsage
@@ -50,12 +50,15 @@ __all__ = [
     "NEW_DEVICE",
     "Limits",
     "PaymentCount",
+    "check_amount",
     "check_per_transaction",
     "count_payment",
     "limits_for",
+    "plan_payment",
     "planned_count",
     "remaining_for",
     "set_limit",
+    "table_of",
 ]
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -137,9 +140,7 @@ def _refuse(limit: str, category: str, limit_amount: int, remaining: int) -> Exc
 
 async def check_per_transaction(session: AsyncSession, *, level: int, category: str, amount: int) -> None:
     """Refuse an amount over the category's per-payment limit (no usage needed, so checked before the PIN)."""
-    limits = await limits_for(session, level, category)
-    if limits.per_transaction is not None and amount > limits.per_transaction:
-        raise _refuse("per_transaction", category, limits.per_transaction, limits.per_transaction)
+    check_amount(await _table(session), level=level, category=category, amount=amount)
 
 
 def _buckets(moment: datetime, category: str, limit_exempt: bool) -> tuple[str, str, str, str | None]:
@@ -173,6 +174,11 @@ class PaymentCount:
     check: Callable[[dict[str, int]], Awaitable[None]]
 
 
+DeviceIsNew = Callable[[], Awaitable[bool]]
+"""Whether the payer's device was first seen less than 24 h ago; asked only when a new-device limit would
+refuse the payment."""
+
+
 async def planned_count(
     session: AsyncSession,
     *,
@@ -188,11 +194,46 @@ async def planned_count(
     """What :func:`count_payment` does, split so that the upsert can travel with the posting in one round
     trip: the buckets to add ``amount`` to, and ``check(totals)`` that raises ``limit_exceeded`` on the
     totals after adding (the device's age is looked up only when a new-device limit would refuse)."""
-    table = await _table(session)
+
+    async def is_new() -> bool:
+        return session_id is None or await device_is_new(session, session_id)
+
+    return plan_payment(
+        await _table(session),
+        level=level,
+        category=category,
+        amount=amount,
+        limit_exempt=limit_exempt,
+        now=now or utcnow(),
+        device_is_new=is_new if device_check else None,
+    )
+
+
+async def table_of(db: Database) -> _Table:
+    """The limits table for a money path that holds no session (cached like :func:`limits_for`)."""
+    cached = _cache.get(db.engine.pool)
+    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    async with db.read() as session:
+        return await _table(session)
+
+
+def plan_payment(
+    table: _Table,
+    *,
+    level: int,
+    category: str,
+    amount: int,
+    limit_exempt: bool,
+    now: datetime,
+    device_is_new: DeviceIsNew | None,
+) -> PaymentCount:
+    """:func:`planned_count` on a table already read; ``device_is_new``: None for a payment no device
+    started (no new-device limits)."""
     limits = table.get((level, category)) or table.get((level, DEFAULT)) or _NONE
     cap = table.get((level, MONTHLY_CAP), _NONE)
     new_device = table.get((level, NEW_DEVICE), _NONE)
-    day_b, month_b, all_b, cap_b = _buckets(now or utcnow(), category, limit_exempt)
+    day_b, month_b, all_b, cap_b = _buckets(now, category, limit_exempt)
     buckets = (day_b, month_b, all_b) + ((cap_b,) if cap_b is not None else ())
 
     async def check(totals: dict[str, int]) -> None:
@@ -207,11 +248,7 @@ async def planned_count(
                 raise _refuse(name, category, limit, limit - (totals[bucket] - amount))
         over_tx = new_device.per_transaction is not None and amount > new_device.per_transaction
         over_day = new_device.per_day is not None and totals[all_b] > new_device.per_day
-        if (
-            device_check
-            and (over_tx or over_day)
-            and (session_id is None or await device_is_new(session, session_id))
-        ):
+        if device_is_new is not None and (over_tx or over_day) and await device_is_new():
             if over_tx:
                 assert new_device.per_transaction is not None
                 raise _refuse(
@@ -229,6 +266,13 @@ async def planned_count(
             )
 
     return PaymentCount(buckets, check)
+
+
+def check_amount(table: _Table, *, level: int, category: str, amount: int) -> None:
+    """:func:`check_per_transaction` on a table already read."""
+    limits = table.get((level, category)) or table.get((level, DEFAULT)) or _NONE
+    if limits.per_transaction is not None and amount > limits.per_transaction:
+        raise _refuse("per_transaction", category, limits.per_transaction, limits.per_transaction)
 
 
 async def count_payment(

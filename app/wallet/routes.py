@@ -17,11 +17,17 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from app.core.db import Database
 from app.core.deps import AUTHENTICATED
 from app.core.errors import NOT_FOUND, VALIDATION_FAILED
-from app.core.idempotency import IDEMPOTENCY_ERRORS, IdempotencyKey, idempotent_response, scope_of
+from app.core.idempotency import (
+    IDEMPOTENCY_ERRORS,
+    IdempotencyKey,
+    idempotent_response,
+    request_fingerprint,
+    scope_of,
+)
 from app.core.ratelimit import rate_limit
 from app.core.security import Caller, require_roles
 from app.identity.errors import PIN_INVALID, PIN_LOCKED, PIN_NOT_SET
-from app.wallet import funding, limits, service
+from app.wallet import funding, limits, service, transfer_pg
 from app.wallet.errors import (
     FUNDING_SOURCE_REQUIRED,
     IDENTITY_LEVEL_REQUIRED,
@@ -235,6 +241,25 @@ class WalletController(Controller):
         number, confirmed with the payment PIN. Limits apply (per transfer, per day, the monthly cap, lower
         for a device first seen in the last 24 hours); a refusal says which limit and how much remains. The
         recipient is notified in their inbox. Retrying with the same Idempotency-Key sends the money once."""
+
+        if not db.is_sqlite:
+            fingerprint = request_fingerprint(
+                request.method, request.url.path, data, query=request.url.query, exclude=("pin",)
+            )
+            stored = await transfer_pg.transfer(
+                db,
+                transfer_pg.TransferRequest(
+                    caller=caller,
+                    key=idempotency_key,
+                    scope=scope_of(caller),
+                    fingerprint=fingerprint,
+                    phone=data.phone,
+                    amount=data.amount,
+                    pin=data.pin,
+                    message=data.message.strip(),
+                ),
+            )
+            return stored.to_response()
 
         async def effect(session: Any) -> TransferOut:
             done = await service.transfer(

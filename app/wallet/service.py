@@ -68,19 +68,27 @@ __all__ = [
     "StatementLine",
     "TransferDone",
     "TransferFacts",
+    "TransferNotice",
     "find_transfer",
     "load_transfer",
     "mask_name",
     "month_statement",
     "open_wallet",
     "pay_from_wallet",
+    "recipient_not_found",
     "refund_to_wallet",
     "refund_transfer",
     "require_level",
+    "required_level",
+    "self_transfer",
     "statement",
     "transfer",
+    "transfer_entry",
+    "transfer_notice",
     "wallet_account_id",
     "wallet_balance",
+    "wallet_key",
+    "wallet_not_found",
 ]
 
 REQUIRED_LEVEL = 2
@@ -90,7 +98,8 @@ _wallet_ids: weakref.WeakKeyDictionary[Any, dict[uuid.UUID, uuid.UUID]] = weakre
 """Committed wallet ids by owner, per database (an account's id never changes)."""
 
 
-def _key(user_id: uuid.UUID) -> str:
+def wallet_key(user_id: uuid.UUID) -> str:
+    """The ledger key of ``user_id``'s wallet account."""
     return f"{AccountType.CITIZEN_WALLET.value}:{user_id}"
 
 
@@ -102,12 +111,10 @@ async def wallet_account_id(session: AsyncSession, user_id: uuid.UUID, *, create
         return cached
     if create:
         return await ledger.ensure_account(session, AccountType.CITIZEN_WALLET, user_id)
-    found = await session.scalar(select(LedgerAccount.id).where(LedgerAccount.key == _key(user_id)))
+    found = await session.scalar(select(LedgerAccount.id).where(LedgerAccount.key == wallet_key(user_id)))
     if found is None:
-        raise WALLET_NOT_FOUND(
-            "Bạn chưa mở ví. Hãy mở ví trong ứng dụng.", "You have not opened a wallet yet."
-        )
-    if _key(user_id) not in session.info.get("ledger_created_accounts", set()):
+        raise wallet_not_found()
+    if wallet_key(user_id) not in session.info.get("ledger_created_accounts", set()):
         known[user_id] = found
     return found
 
@@ -118,10 +125,10 @@ async def require_level(session: AsyncSession, user_id: uuid.UUID) -> int:
     One statement that also reads the person's name, remembered for the transaction
     (``identity.service.full_name_of``): a payment's notification or receipt then needs no second query."""
     level, _name = await level_and_name(session, user_id)
-    return _required(level)
+    return required_level(level)
 
 
-def _required(level: int) -> int:
+def required_level(level: int) -> int:
     if level < REQUIRED_LEVEL:
         raise IDENTITY_LEVEL_REQUIRED(
             "Cần xác thực danh tính mức 2 (VNeID mức 2 hoặc tại bộ phận một cửa) để dùng ví.",
@@ -215,7 +222,7 @@ async def _pay(
     if (pin is None) == (authority is None):
         raise LedgerError("a payment has either the payer's PIN or a recorded authority")
     amount = _total(credits)
-    level = await require_level(session, payer_id) if level is None else _required(level)
+    level = await require_level(session, payer_id) if level is None else required_level(level)
     wallet = await wallet_account_id(session, payer_id, create=False)
     await require_linked_source(session, payer_id)
     await limits.check_per_transaction(session, level=level, category=category, amount=amount)
@@ -297,6 +304,72 @@ class TransferDone:
     available_after: int
 
 
+def wallet_not_found() -> Exception:
+    return WALLET_NOT_FOUND("Bạn chưa mở ví. Hãy mở ví trong ứng dụng.", "You have not opened a wallet yet.")
+
+
+def self_transfer() -> Exception:
+    return SELF_TRANSFER("Không thể chuyển tiền cho chính mình.", "You cannot send money to yourself.")
+
+
+def recipient_not_found() -> Exception:
+    """The same answer for an unknown number and for one without an open wallet: wallets cannot be
+    enumerated."""
+    return RECIPIENT_NOT_FOUND(
+        "Số điện thoại này chưa có ví đang hoạt động.", "No active wallet for this phone number."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TransferNotice:
+    """What the recipient of a transfer reads in their inbox."""
+
+    kind: str
+    title_vi: str
+    body_vi: str
+    title_en: str
+    body_en: str
+    data: dict[str, Any]
+
+
+def transfer_notice(payer_name: str, amount: int, message: str, entry_id: uuid.UUID) -> TransferNotice:
+    money = f"{amount:,}".replace(",", ".")
+    return TransferNotice(
+        kind="wallet.transfer_received",
+        title_vi="Bạn vừa nhận tiền",
+        body_vi=f"{payer_name} đã chuyển {money} đồng vào ví của bạn."
+        + (f" Lời nhắn: {message}" if message else ""),
+        title_en="Money received",
+        body_en=f"{payer_name} sent {amount:,} VND to your wallet."
+        + (f" Message: {message}" if message else ""),
+        data={"transfer_id": str(entry_id)},
+    )
+
+
+def transfer_entry(
+    *,
+    payer_id: uuid.UUID,
+    recipient: uuid.UUID,
+    payer_wallet: uuid.UUID,
+    to_wallet: uuid.UUID,
+    amount: int,
+    message: str,
+) -> Entry:
+    """The journal entry of a transfer (its metadata as :func:`pay_from_wallet` writes it)."""
+    return Entry(
+        kind="transfer",
+        postings=[debit(payer_wallet, amount), credit(to_wallet, amount)],
+        reference=str(new_id()),
+        description=message or "Chuyển tiền",
+        metadata={
+            "message": message,
+            "to_user_id": str(recipient),
+            "category": "transfer",
+            "payer_id": str(payer_id),
+        },
+    )
+
+
 async def transfer(
     session: AsyncSession,
     *,
@@ -317,10 +390,8 @@ async def transfer(
     level, found = await payer_and_recipient(session, payer_id, phone)
     recipient, recipient_name = found if found is not None else (None, None)
     if recipient == payer_id:
-        raise SELF_TRANSFER("Không thể chuyển tiền cho chính mình.", "You cannot send money to yourself.")
-    not_found = RECIPIENT_NOT_FOUND(
-        "Số điện thoại này chưa có ví đang hoạt động.", "No active wallet for this phone number."
-    )
+        raise self_transfer()
+    not_found = recipient_not_found()
     if recipient is None:
         raise not_found
     try:
@@ -342,18 +413,16 @@ async def transfer(
         description=message or "Chuyển tiền",
         metadata={"message": message, "to_user_id": str(recipient)},
     )
-    payer_name = await full_name_of(session, payer_id) or ""
-    money = f"{amount:,}".replace(",", ".")
+    notice = transfer_notice(await full_name_of(session, payer_id) or "", amount, message, posted.entry_id)
     await post_notification(
         session,
         recipient,
-        "wallet.transfer_received",
-        "Bạn vừa nhận tiền",
-        f"{payer_name} đã chuyển {money} đồng vào ví của bạn." + (f" Lời nhắn: {message}" if message else ""),
-        title_en="Money received",
-        body_en=f"{payer_name} sent {amount:,} VND to your wallet."
-        + (f" Message: {message}" if message else ""),
-        data={"transfer_id": str(posted.entry_id)},
+        notice.kind,
+        notice.title_vi,
+        notice.body_vi,
+        title_en=notice.title_en,
+        body_en=notice.body_en,
+        data=notice.data,
     )
     return TransferDone(
         id=posted.entry_id,

@@ -69,6 +69,7 @@ __all__ = [
     "hold",
     "post",
     "post_counted",
+    "refusal_error",
     "release",
     "release_expired_holds",
     "reverse",
@@ -82,7 +83,7 @@ def backend_for(session: AsyncSession) -> LedgerBackend:
     return _BACKENDS[session.get_bind().dialect.name]
 
 
-def _refused(refusal: Refusal) -> Exception:
+def refusal_error(refusal: Refusal) -> Exception:
     if refusal.reason == "insufficient_funds":
         available = refusal.available or 0
         return INSUFFICIENT_FUNDS(
@@ -107,7 +108,7 @@ async def post(session: AsyncSession, entry: Entry, *, capture_hold: uuid.UUID |
     validate_entry(entry)
     result = await backend_for(session).post(session, entry, entry.entry_id or new_id(), capture_hold)
     if isinstance(result, Refusal):
-        raise _refused(result)
+        raise refusal_error(result)
     return result
 
 
@@ -133,7 +134,7 @@ async def post_counted(
     )
     await check(totals)
     if isinstance(result, Refusal):
-        raise _refused(result)
+        raise refusal_error(result)
     return result
 
 
@@ -159,7 +160,7 @@ async def hold(
         session, hold_id, account_id, amount, kind, reference, expires_at
     )
     if isinstance(result, Refusal):
-        raise _refused(result)
+        raise refusal_error(result)
     return hold_id
 
 
@@ -167,7 +168,7 @@ async def release(session: AsyncSession, hold_id: uuid.UUID) -> Balance:
     """Give an active hold back; returns the wallet's balance after."""
     result = await backend_for(session).release(session, hold_id)
     if isinstance(result, Refusal):
-        raise _refused(result)
+        raise refusal_error(result)
     return result
 
 

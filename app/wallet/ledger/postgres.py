@@ -27,13 +27,13 @@ from app.core.db import note_raw_call
 from app.wallet.errors import LedgerError
 from app.wallet.ledger.base import Balance, Entry, LedgerBackend, Posted, Refusal
 
-__all__ = ["PostgresLedger", "asyncpg_connection"]
+__all__ = ["WALLET_PAY", "PostgresLedger", "asyncpg_connection"]
 
 _POST = (
     "SELECT status, account_id, available, posted_at "
     "FROM ledger_post($1, $2, $3, $4, $5, $6::uuid[], $7::bigint[], $8, $9)"
 )
-_PAY = (
+WALLET_PAY = (
     "SELECT status, account_id, available, posted_at, totals "
     "FROM wallet_pay($1, $2::text[], $3, $4, $5, $6, $7, $8, $9::uuid[], $10::bigint[])"
 )
@@ -109,7 +109,7 @@ class PostgresLedger(LedgerBackend):
         conn = await asyncpg_connection(session)
         try:
             row = await conn.fetchrow(
-                _PAY,
+                WALLET_PAY,
                 user_id,
                 list(buckets),
                 usage,
