@@ -45,7 +45,7 @@ def server_env(url: str, redis_url: str, port: int) -> dict[str, str]:
             "RATE_LIMIT_PAYMENTS": "100000000/60",
             "RATE_LIMIT_DEFAULT": "100000000/60",
             "LOG_LEVEL": "WARNING",
-            "DB_POOL_SIZE": "20",
+            "DB_POOL_SIZE": "10",
             "HOST": "127.0.0.1",
             "PORT": str(port),
         }

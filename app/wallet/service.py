@@ -83,7 +83,6 @@ __all__ = [
     "self_transfer",
     "statement",
     "transfer",
-    "transfer_entry",
     "transfer_notice",
     "wallet_account_id",
     "wallet_balance",
@@ -343,30 +342,6 @@ def transfer_notice(payer_name: str, amount: int, message: str, entry_id: uuid.U
         body_en=f"{payer_name} sent {amount:,} VND to your wallet."
         + (f" Message: {message}" if message else ""),
         data={"transfer_id": str(entry_id)},
-    )
-
-
-def transfer_entry(
-    *,
-    payer_id: uuid.UUID,
-    recipient: uuid.UUID,
-    payer_wallet: uuid.UUID,
-    to_wallet: uuid.UUID,
-    amount: int,
-    message: str,
-) -> Entry:
-    """The journal entry of a transfer (its metadata as :func:`pay_from_wallet` writes it)."""
-    return Entry(
-        kind="transfer",
-        postings=[debit(payer_wallet, amount), credit(to_wallet, amount)],
-        reference=str(new_id()),
-        description=message or "Chuyển tiền",
-        metadata={
-            "message": message,
-            "to_user_id": str(recipient),
-            "category": "transfer",
-            "payer_id": str(payer_id),
-        },
     )
 
 

@@ -40,44 +40,30 @@ from app.core.security import Caller
 from app.identity.inbox import deliver_committed
 from app.identity.inbox_models import InboxNotification
 from app.identity.phone import try_normalize_phone
-from app.identity.pin import PinRecord, check_payment_pin
-from app.identity.runtime import runtime_of
-from app.wallet import limits
-from app.wallet.funding import funding_source_required
-from app.wallet.ledger import refusal_error
-from app.wallet.ledger.base import Refusal, validate_entry
-from app.wallet.ledger.postgres import WALLET_PAY
+from app.wallet.payer_pg import pay_on_driver, payer_of, payer_sql
 from app.wallet.schemas import TransferOut
 from app.wallet.service import (
     mask_name,
     recipient_not_found,
-    required_level,
     self_transfer,
-    transfer_entry,
     transfer_notice,
     wallet_key,
-    wallet_not_found,
 )
 
 __all__ = ["TransferRequest", "transfer"]
 
-_CONTEXT = """
+_PAYER = payer_sql(payer=4, wallet_key=6, session=7)
+_CONTEXT = f"""
 SELECT c.claimed, c.fingerprint, c.status_code, c.body,
-       p.identity_level, p.status, p.full_name,
-       pin.pin_hash, pin.salt, pin.key_id,
-       EXISTS (SELECT 1 FROM wallet_funding_sources f WHERE f.user_id = $4 AND f.status = 'active'),
-       (SELECT a.id FROM ledger_accounts a WHERE a.key = $6),
-       (SELECT d.first_seen_at FROM auth_sessions s JOIN devices d ON d.id = s.device_id WHERE s.id = $7),
        r.id, r.full_name,
        (SELECT a.id FROM ledger_accounts a WHERE a.key = 'citizen_wallet:' || r.id::text),
-       EXISTS (SELECT 1 FROM inbox_push_devices d WHERE d.user_id = r.id)
+       EXISTS (SELECT 1 FROM inbox_push_devices d WHERE d.user_id = r.id),
+       {_PAYER.columns}
   FROM idempotency_claim($1, $2, $3) AS c
-  LEFT JOIN users p ON p.id = $4
-  LEFT JOIN payment_pins pin ON pin.user_id = $4
   LEFT JOIN LATERAL (
         SELECT u.id, u.full_name FROM users u WHERE u.phone = $5 AND u.status = 'active' LIMIT 1
-  ) AS r ON true
-"""
+  ) AS r ON true{_PAYER.joins}
+"""  # noqa: S608 - only placeholder numbers are formatted in, never data
 
 _NOTIFY_AND_KEEP = """
 WITH notice AS (
@@ -88,8 +74,6 @@ WITH notice AS (
 INSERT INTO idempotency_keys (scope, key, fingerprint, status_code, body, created_at)
 VALUES ($10, $11, $12, $13, $14, $2)
 """
-
-_REHASH_PIN = "UPDATE payment_pins SET pin_hash = $2, key_id = $3 WHERE user_id = $1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +120,7 @@ async def _transfer(
         wallet_key(payer),
         request.caller.session_id,
     )
-    (claimed, stored_fp, stored_status, stored_body, level, status, payer_name, pin_hash, salt, key_id) = row[
-        :10
-    ]
-    funded, payer_wallet, device_seen, recipient, recipient_name, to_wallet, pushes = row[10:]
+    claimed, stored_fp, stored_status, stored_body, recipient, recipient_name, to_wallet, pushes = row[:8]
     replay = claimed_replay(request.fingerprint, claimed, (stored_fp, stored_status, stored_body))
     if replay is not None:
         return replay, None, False
@@ -147,74 +128,32 @@ async def _transfer(
         raise self_transfer()
     if recipient is None or to_wallet is None:
         raise recipient_not_found()
-    level = required_level(int(level) if level is not None and status == "active" else 0)
-    if payer_wallet is None:
-        raise wallet_not_found()
-    if not funded:
-        raise funding_source_required()
-    table = await limits.table_of(db)
-    limits.check_amount(table, level=level, category="transfer", amount=request.amount)
-    runtime = runtime_of(db)
-    record = None if pin_hash is None else PinRecord(bytes(pin_hash), bytes(salt), key_id)
-    rehashed = await check_payment_pin(runtime, db, payer, request.pin, record)
-    if rehashed is not None:
-        note_raw_call()
-        await connection.execute(_REHASH_PIN, payer, rehashed, runtime.settings.pin_keys.active_kid)
-
-    async def device_is_new() -> bool:
-        window = runtime.policy.new_device_seconds
-        return device_seen is None or (utcnow() - device_seen).total_seconds() < window
-
-    plan = limits.plan_payment(
-        table,
-        level=level,
+    found = payer_of(row, 8)
+    posted = await pay_on_driver(
+        db,
+        connection,
+        found,
+        pin=request.pin,
         category="transfer",
-        amount=request.amount,
         limit_exempt=False,
-        now=utcnow(),
-        device_is_new=device_is_new,
+        credits=[(to_wallet, request.amount)],
+        kind="transfer",
+        reference=str(new_id()),
+        description=request.message or "Chuyển tiền",
+        metadata={"message": request.message, "to_user_id": str(recipient)},
     )
-    entry = transfer_entry(
-        payer_id=payer,
-        recipient=recipient,
-        payer_wallet=payer_wallet,
-        to_wallet=to_wallet,
-        amount=request.amount,
-        message=request.message,
-    )
-    validate_entry(entry)
-    entry_id = new_id()
-    buckets = sorted(plan.buckets)
-    note_raw_call()
-    posted = await connection.fetchrow(
-        WALLET_PAY,
-        payer,
-        buckets,
-        request.amount,
-        entry_id,
-        entry.kind,
-        entry.reference,
-        entry.description,
-        msgspec.json.encode(entry.metadata).decode(),
-        [p.account_id for p in entry.postings],
-        [p.amount for p in entry.postings],
-    )
-    outcome, account_id, available, posted_at, totals = posted
-    await plan.check(dict(zip(buckets, (int(t) for t in totals), strict=True)))
-    if outcome != "ok":
-        raise refusal_error(Refusal(outcome, account_id, available))
     body = encode_body(
         201,
         TransferOut(
-            id=str(entry_id),
+            id=str(posted.entry_id),
             amount=-request.amount,
             message=request.message,
-            created_at=posted_at,
+            created_at=posted.created_at,
             recipient_name=mask_name(recipient_name or ""),
-            available_after=available or 0,
+            available_after=posted.debited_available or 0,
         ),
     )
-    text = transfer_notice(payer_name or "", request.amount, request.message, entry_id)
+    text = transfer_notice(found.name or "", request.amount, request.message, posted.entry_id)
     notice = InboxNotification(
         id=new_id(),
         created_at=utcnow(),

@@ -1,0 +1,157 @@
+"""Paying from a wallet on PostgreSQL's driver (asyncpg), for the money paths that skip the ORM.
+
+The rules are :func:`app.wallet.service.pay_from_wallet`'s, taken by the same functions in the same order
+(identity level, wallet, linked funding source, per-payment limit, PIN, usage limits, funds); only the
+reading and writing differ: the payer's facts come as columns of the path's own first query
+(:func:`payer_sql`, joined to whatever else that path reads, e.g. the idempotency claim and the payee),
+and the usage upsert and the posting are one ``wallet_pay`` call (migration ``0015_money_functions``).
+A path using it: ``app/wallet/transfer_pg.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from app.core.db import Database, new_id, note_raw_call, utcnow
+from app.identity.pin import PinRecord, check_payment_pin
+from app.identity.runtime import runtime_of
+from app.wallet import limits
+from app.wallet.funding import funding_source_required
+from app.wallet.ledger import credit, debit, refusal_error
+from app.wallet.ledger.base import Entry, Posted, Refusal, validate_entry
+from app.wallet.ledger.postgres import WALLET_PAY
+from app.wallet.service import required_level, wallet_not_found
+
+__all__ = ["PAYER_COLUMN_COUNT", "Payer", "PayerSql", "pay_on_driver", "payer_of", "payer_sql"]
+
+PAYER_COLUMN_COUNT = 9
+_REHASH_PIN = "UPDATE payment_pins SET pin_hash = $2, key_id = $3 WHERE user_id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class PayerSql:
+    """The payer's facts in a path's first query: :attr:`columns` (:data:`PAYER_COLUMN_COUNT` select-list
+    expressions, read back with :func:`payer_of`) and :attr:`joins` (to append to its FROM clause)."""
+
+    columns: str
+    joins: str
+
+
+def payer_sql(*, payer: int, wallet_key: int, session: int) -> PayerSql:
+    """:class:`PayerSql` for a query whose parameters ``$payer`` (user id), ``$wallet_key``
+    (:func:`app.wallet.service.wallet_key`) and ``$session`` (the sign-in session, for the new-device
+    limit) are those numbers."""
+    p, k, s = f"${payer}", f"${wallet_key}", f"${session}"
+    columns = f"""
+       CASE WHEN pu.status = 'active' THEN pu.identity_level ELSE 0 END, pu.full_name,
+       pin.pin_hash, pin.salt, pin.key_id,
+       EXISTS (SELECT 1 FROM wallet_funding_sources f WHERE f.user_id = {p} AND f.status = 'active'),
+       (SELECT a.id FROM ledger_accounts a WHERE a.key = {k}),
+       (SELECT d.first_seen_at FROM auth_sessions s JOIN devices d ON d.id = s.device_id WHERE s.id = {s}),
+       {p}::uuid"""  # noqa: S608 - only placeholder numbers are formatted in, never data
+    joins = f"""
+  LEFT JOIN users pu ON pu.id = {p}
+  LEFT JOIN payment_pins pin ON pin.user_id = {p}"""
+    return PayerSql(columns, joins)
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """What a payment needs to know of its payer, read with the path's first query."""
+
+    user_id: uuid.UUID
+    level: int
+    """0 unless the account is active."""
+    name: str | None
+    pin: PinRecord | None
+    funded: bool
+    wallet: uuid.UUID | None
+    device_first_seen: datetime | None
+
+
+def payer_of(row: Sequence[Any], start: int) -> Payer:
+    """The :class:`PayerSql` columns of ``row`` beginning at column ``start``."""
+    columns = row[start : start + PAYER_COLUMN_COUNT]
+    level, name, pin_hash, salt, key_id, funded, wallet, seen, user_id = columns
+    pin = None if pin_hash is None else PinRecord(bytes(pin_hash), bytes(salt), key_id)
+    return Payer(user_id, int(level or 0), name, pin, bool(funded), wallet, seen)
+
+
+async def pay_on_driver(
+    db: Database,
+    connection: Any,
+    payer: Payer,
+    *,
+    pin: str,
+    category: str,
+    limit_exempt: bool,
+    credits: Sequence[tuple[uuid.UUID, int]],
+    kind: str,
+    reference: str,
+    description: str,
+    metadata: Mapping[str, Any],
+) -> Posted:
+    """:func:`app.wallet.service.pay_from_wallet` (PIN given) in ``connection``'s open transaction:
+    raise the first refusal, or post one entry debiting the payer's wallet and crediting ``credits``.
+    Usage and entry are written by one call; a refusal after it leaves them to the caller's rollback."""
+    amount = sum(value for _, value in credits)
+    level = required_level(payer.level)
+    if payer.wallet is None:
+        raise wallet_not_found()
+    if not payer.funded:
+        raise funding_source_required()
+    table = await limits.table_of(db)
+    limits.check_amount(table, level=level, category=category, amount=amount)
+    runtime = runtime_of(db)
+    rehashed = await check_payment_pin(runtime, db, payer.user_id, pin, payer.pin)
+    if rehashed is not None:
+        note_raw_call()
+        await connection.execute(_REHASH_PIN, payer.user_id, rehashed, runtime.settings.pin_keys.active_kid)
+    seen = payer.device_first_seen
+
+    async def device_is_new() -> bool:
+        return seen is None or (utcnow() - seen).total_seconds() < runtime.policy.new_device_seconds
+
+    plan = limits.plan_payment(
+        table,
+        level=level,
+        category=category,
+        amount=amount,
+        limit_exempt=limit_exempt,
+        now=utcnow(),
+        device_is_new=device_is_new,
+    )
+    entry = Entry(
+        kind=kind,
+        postings=[debit(payer.wallet, amount), *(credit(account, value) for account, value in credits)],
+        reference=reference,
+        description=description,
+        metadata={**metadata, "category": category, "payer_id": str(payer.user_id)},
+    )
+    validate_entry(entry)
+    entry_id = new_id()
+    buckets = sorted(plan.buckets)
+    note_raw_call()
+    outcome, account_id, available, posted_at, totals = await connection.fetchrow(
+        WALLET_PAY,
+        payer.user_id,
+        buckets,
+        amount,
+        entry_id,
+        entry.kind,
+        entry.reference,
+        entry.description,
+        msgspec.json.encode(entry.metadata).decode(),
+        [p.account_id for p in entry.postings],
+        [p.amount for p in entry.postings],
+    )
+    await plan.check(dict(zip(buckets, (int(t) for t in totals), strict=True)))
+    if outcome != "ok":
+        raise refusal_error(Refusal(outcome, account_id, available))
+    return Posted(entry_id, posted_at, account_id, available)
