@@ -4,7 +4,7 @@
   signed-in session on a device older than 24 h and a funded wallet, :data:`RECEIVERS` citizens with an
   open wallet, and one more receiver for the one-receiver case; writes their tokens and phones to a JSON
   file. Users are made with the test suite's factory (the same path as sign-in: session, device, token).
-- ``server``: the app on granian (one worker: the machine has two cores and PostgreSQL needs one), with
+- ``server``: the app on granian (:data:`WORKERS` API processes, ``BENCH_WORKERS``), with
   the ``payments`` rate limit raised so that the bench measures the money path, not the limiter.
 - ``load``: N clients, each its own keep-alive HTTP/1.1 connection and its own payer, sending transfers
   with the PIN and a fresh Idempotency-Key each; prints one JSON line (rate, p50, p99, client CPU/req).
@@ -45,7 +45,7 @@ def server_env(url: str, redis_url: str, port: int) -> dict[str, str]:
             "RATE_LIMIT_PAYMENTS": "100000000/60",
             "RATE_LIMIT_DEFAULT": "100000000/60",
             "LOG_LEVEL": "WARNING",
-            "DB_POOL_SIZE": "10",
+            "DB_POOL_SIZE": "8",
             "HOST": "127.0.0.1",
             "PORT": str(port),
         }
@@ -102,9 +102,14 @@ def seed(url: str, redis_url: str, out: Path) -> None:
     )
 
 
-def start_server(url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]:
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+"""API processes (granian workers). Two: production runs several stateless API processes (DESIGN.md), and
+this machine has two cores, which the app, PostgreSQL and the load generator share."""
+
+
+def start_server(url: str, redis_url: str, port: int, workers: int = WORKERS) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "hue"), "serve", "--port", str(port)],
+        [str(ROOT / ".venv" / "bin" / "hue"), "serve", "--port", str(port), "--workers", str(workers)],
         env=server_env(url, redis_url, port),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
