@@ -172,6 +172,10 @@ class PaymentCount:
 
     buckets: tuple[str, ...]
     check: Callable[[dict[str, int]], Awaitable[None]]
+    caps: Callable[[bool], tuple[dict[str, int | None], int | None]] = lambda _new: ({}, None)
+    """For a store that refuses by itself (``wallet_transfer``): given whether the device is new, the most
+    each bucket may hold after this payment, and the most the payment itself may be (None: no limit).
+    Passing one of them means ``check`` raises on those totals."""
 
 
 DeviceIsNew = Callable[[], Awaitable[bool]]
@@ -265,7 +269,16 @@ def plan_payment(
                 new_device.per_day - (totals[all_b] - amount),
             )
 
-    return PaymentCount(buckets, check)
+    def caps(device_new: bool) -> tuple[dict[str, int | None], int | None]:
+        ceilings: dict[str, int | None] = {day_b: limits.per_day, month_b: limits.per_month, all_b: None}
+        if cap_b is not None:
+            ceilings[cap_b] = cap.per_month
+        if not (device_new and device_is_new is not None):
+            return ceilings, None
+        ceilings[all_b] = new_device.per_day
+        return ceilings, new_device.per_transaction
+
+    return PaymentCount(buckets, check, caps)
 
 
 def check_amount(table: _Table, *, level: int, category: str, amount: int) -> None:

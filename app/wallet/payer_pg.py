@@ -28,7 +28,16 @@ from app.wallet.ledger.base import Entry, Posted, Refusal, validate_entry
 from app.wallet.ledger.postgres import WALLET_PAY
 from app.wallet.service import required_level, wallet_not_found
 
-__all__ = ["PAYER_COLUMN_COUNT", "Payer", "PayerSql", "pay_on_driver", "payer_of", "payer_sql"]
+__all__ = [
+    "PAYER_COLUMN_COUNT",
+    "Authorized",
+    "Payer",
+    "PayerSql",
+    "authorize_on_driver",
+    "pay_on_driver",
+    "payer_of",
+    "payer_sql",
+]
 
 PAYER_COLUMN_COUNT = 9
 _REHASH_PIN = "UPDATE payment_pins SET pin_hash = $2, key_id = $3 WHERE user_id = $1"
@@ -83,6 +92,74 @@ def payer_of(row: Sequence[Any], start: int) -> Payer:
     return Payer(user_id, int(level or 0), name, pin, bool(funded), wallet, seen)
 
 
+@dataclass(frozen=True, slots=True)
+class Authorized:
+    """A payment its payer may make, once its usage limits and the balance allow it (checked as it posts)."""
+
+    entry: Entry
+    amount: int
+    plan: limits.PaymentCount
+    device_new: bool
+    """Whether the payer's device was first seen within the new-device window."""
+
+
+async def authorize_on_driver(
+    db: Database,
+    connection: Any,
+    payer: Payer,
+    *,
+    pin: str,
+    category: str,
+    limit_exempt: bool,
+    credits: Sequence[tuple[uuid.UUID, int]],
+    kind: str,
+    reference: str,
+    description: str,
+    metadata: Mapping[str, Any],
+) -> Authorized:
+    """The rules of :func:`app.wallet.service.pay_from_wallet` up to the posting, in their order: raise the
+    first refusal (level, wallet, funding source, per-payment limit, PIN), else the entry to post and the
+    usage to count with it."""
+    amount = sum(value for _, value in credits)
+    level = required_level(payer.level)
+    if payer.wallet is None:
+        raise wallet_not_found()
+    if not payer.funded:
+        raise funding_source_required()
+    table = await limits.table_of(db)
+    limits.check_amount(table, level=level, category=category, amount=amount)
+    runtime = runtime_of(db)
+    rehashed = await check_payment_pin(runtime, db, payer.user_id, pin, payer.pin)
+    if rehashed is not None:
+        note_raw_call()
+        await connection.execute(_REHASH_PIN, payer.user_id, rehashed, runtime.settings.pin_keys.active_kid)
+    seen = payer.device_first_seen
+    device_new = seen is None or (utcnow() - seen).total_seconds() < runtime.policy.new_device_seconds
+
+    async def device_is_new() -> bool:
+        return device_new
+
+    plan = limits.plan_payment(
+        table,
+        level=level,
+        category=category,
+        amount=amount,
+        limit_exempt=limit_exempt,
+        now=utcnow(),
+        device_is_new=device_is_new,
+    )
+    entry = Entry(
+        kind=kind,
+        postings=[debit(payer.wallet, amount), *(credit(account, value) for account, value in credits)],
+        reference=reference,
+        description=description,
+        metadata={**metadata, "category": category, "payer_id": str(payer.user_id)},
+        entry_id=new_id(),
+    )
+    validate_entry(entry)
+    return Authorized(entry, amount, plan, device_new)
+
+
 async def pay_on_driver(
     db: Database,
     connection: Any,
@@ -100,42 +177,21 @@ async def pay_on_driver(
     """:func:`app.wallet.service.pay_from_wallet` (PIN given) in ``connection``'s open transaction:
     raise the first refusal, or post one entry debiting the payer's wallet and crediting ``credits``.
     Usage and entry are written by one call; a refusal after it leaves them to the caller's rollback."""
-    amount = sum(value for _, value in credits)
-    level = required_level(payer.level)
-    if payer.wallet is None:
-        raise wallet_not_found()
-    if not payer.funded:
-        raise funding_source_required()
-    table = await limits.table_of(db)
-    limits.check_amount(table, level=level, category=category, amount=amount)
-    runtime = runtime_of(db)
-    rehashed = await check_payment_pin(runtime, db, payer.user_id, pin, payer.pin)
-    if rehashed is not None:
-        note_raw_call()
-        await connection.execute(_REHASH_PIN, payer.user_id, rehashed, runtime.settings.pin_keys.active_kid)
-    seen = payer.device_first_seen
-
-    async def device_is_new() -> bool:
-        return seen is None or (utcnow() - seen).total_seconds() < runtime.policy.new_device_seconds
-
-    plan = limits.plan_payment(
-        table,
-        level=level,
+    authorized = await authorize_on_driver(
+        db,
+        connection,
+        payer,
+        pin=pin,
         category=category,
-        amount=amount,
         limit_exempt=limit_exempt,
-        now=utcnow(),
-        device_is_new=device_is_new,
-    )
-    entry = Entry(
+        credits=credits,
         kind=kind,
-        postings=[debit(payer.wallet, amount), *(credit(account, value) for account, value in credits)],
         reference=reference,
         description=description,
-        metadata={**metadata, "category": category, "payer_id": str(payer.user_id)},
+        metadata=metadata,
     )
-    validate_entry(entry)
-    entry_id = new_id()
+    entry, plan, amount = authorized.entry, authorized.plan, authorized.amount
+    assert entry.entry_id is not None
     buckets = sorted(plan.buckets)
     note_raw_call()
     outcome, account_id, available, posted_at, totals = await connection.fetchrow(
@@ -143,7 +199,7 @@ async def pay_on_driver(
         payer.user_id,
         buckets,
         amount,
-        entry_id,
+        entry.entry_id,
         entry.kind,
         entry.reference,
         entry.description,
@@ -154,4 +210,4 @@ async def pay_on_driver(
     await plan.check(dict(zip(buckets, (int(t) for t in totals), strict=True)))
     if outcome != "ok":
         raise refusal_error(Refusal(outcome, account_id, available))
-    return Posted(entry_id, posted_at, account_id, available)
+    return Posted(entry.entry_id, posted_at, account_id, available)

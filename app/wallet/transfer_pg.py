@@ -1,33 +1,35 @@
 """A transfer on PostgreSQL, driven through asyncpg: the rules of :func:`app.wallet.service.transfer`,
-without the ORM.
+without the ORM, in two round trips.
 
 Why a second path: through SQLAlchemy's session a transfer cost ~9 ms of server CPU for 7 statements (the
 async layer alone ~0.3 ms a statement, DESIGN.md), which capped one API process near 110 transfers/s.
-Here the same unit of work is five round trips of prepared statements on a driver connection
-(:meth:`app.core.db.Database.driver`):
+Here, on a driver connection (:meth:`app.core.db.Database.driver`), outside any transaction:
 
-1. ``BEGIN``;
-2. one read: the idempotency claim (``idempotency_claim``: the stored answer or the key's advisory lock),
-   the payer's level, status, name and PIN row, whether a funding source is linked, the payer's wallet, the
-   device's first sighting, and the recipient by phone with their wallet and whether they have push devices;
-3. ``wallet_pay``: the usage upsert and the posting in one call (migration ``0015_money_functions``);
-4. the recipient's notification and the idempotency row, one statement;
-5. ``COMMIT``.
+1. one read: the answer already stored under the Idempotency-Key (if any), the recipient by phone with
+   their wallet and whether they have push devices, and the payer's facts (:func:`payer_sql`: level,
+   status, name, PIN row, linked funding source, wallet, the device's first sighting);
+2. Python decides, with the functions and in the order of the ORM path (recipient, level, wallet, funding
+   source, per-payment limit, PIN), and prepares the entry, the notification and the response;
+3. one call of ``wallet_transfer`` (migration ``0018_wallet_transfer``), its own transaction: the key's
+   advisory lock and a second look for a stored answer, the usage and the posting (``wallet_pay``), the
+   usage limits and the balance (a refusal raises and rolls everything back; Python then names the limit
+   from the totals with the same check as the ORM path), the notification and the idempotency row.
 
-Every decision is taken in Python by the same functions as the ORM path, in the same order (recipient,
-level, wallet, funding source, per-payment limit, PIN, usage limits, funds), so both paths give the same
-answers; the HTTP tests run on SQLite (ORM path) and PostgreSQL (this one). SQLite keeps the ORM path: its
-writes are serialised anyway and the thread hop, not SQLAlchemy, is its cost.
+So a receiving wallet's row is locked only while that one call runs, never across a Python round trip.
+The HTTP tests run on SQLite (ORM path) and PostgreSQL (this one), so both paths answer alike.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from asyncpg.exceptions import PostgresError
 
-from app.core.db import Database, new_id, note_raw_call, utcnow
+from app.core.db import Database, new_id, note_raw_call
 from app.core.idempotency import (
     StoredResponse,
     checked_key,
@@ -40,7 +42,11 @@ from app.core.security import Caller
 from app.identity.inbox import deliver_committed
 from app.identity.inbox_models import InboxNotification
 from app.identity.phone import try_normalize_phone
-from app.wallet.payer_pg import pay_on_driver, payer_of, payer_sql
+from app.wallet.errors import LedgerError
+from app.wallet.ledger import refusal_error
+from app.wallet.ledger.base import Refusal
+from app.wallet.limits import PaymentCount
+from app.wallet.payer_pg import authorize_on_driver, payer_of, payer_sql
 from app.wallet.schemas import TransferOut
 from app.wallet.service import (
     mask_name,
@@ -52,28 +58,29 @@ from app.wallet.service import (
 
 __all__ = ["TransferRequest", "transfer"]
 
-_PAYER = payer_sql(payer=4, wallet_key=6, session=7)
+_PAYER = payer_sql(payer=3, wallet_key=5, session=6)
 _CONTEXT = f"""
-SELECT c.claimed, c.fingerprint, c.status_code, c.body,
+SELECT k.fingerprint, k.status_code, k.body,
        r.id, r.full_name,
        (SELECT a.id FROM ledger_accounts a WHERE a.key = 'citizen_wallet:' || r.id::text),
        EXISTS (SELECT 1 FROM inbox_push_devices d WHERE d.user_id = r.id),
        {_PAYER.columns}
-  FROM idempotency_claim($1, $2, $3) AS c
+  FROM (SELECT 1) AS one
+  LEFT JOIN idempotency_keys k ON k.scope = $1 AND k.key = $2
   LEFT JOIN LATERAL (
-        SELECT u.id, u.full_name FROM users u WHERE u.phone = $5 AND u.status = 'active' LIMIT 1
+        SELECT u.id, u.full_name FROM users u WHERE u.phone = $4 AND u.status = 'active' LIMIT 1
   ) AS r ON true{_PAYER.joins}
 """  # noqa: S608 - only placeholder numbers are formatted in, never data
 
-_NOTIFY_AND_KEEP = """
-WITH notice AS (
-    INSERT INTO inbox_notifications
-           (id, created_at, user_id, kind, title_vi, body_vi, title_en, body_en, data)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json)
+_TRANSFER = (
+    "SELECT outcome, posted_at, status_code, fingerprint, body FROM wallet_transfer("
+    "$1, $2, $3, $4, $5, $6::text[], $7::bigint[], $8, $9, $10, $11, $12, $13, $14::uuid[], $15::bigint[],"
+    " $16, $17, $18, $19, $20, $21, $22, $23, $24::text[])"
 )
-INSERT INTO idempotency_keys (scope, key, fingerprint, status_code, body, created_at)
-VALUES ($10, $11, $12, $13, $14, $2)
-"""
+_LIMIT, _FUNDS = "HU001", "HU002"
+_STAMP = datetime(2000, 1, 1, tzinfo=UTC)
+_AVAILABLE = -1
+"""Stand-ins encoded into the response where the call puts the posting's time and the balance after."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +102,7 @@ async def transfer(db: Database, request: TransferRequest) -> StoredResponse:
     the stored answer for a replay, 409/422 for a key in use or reused, else 201 with a ``TransferOut``."""
     key = checked_key(request.scope, request.key)
     with key_in_flight(db, request.scope, key):
-        async with db.driver() as connection, connection.transaction():
+        async with db.driver() as connection:
             stored, notice, pushes = await _transfer(db, connection, request, key)
     if notice is not None:
         delivering = deliver_committed(db, notice, push=pushes)
@@ -108,28 +115,26 @@ async def _transfer(
     db: Database, connection: Any, request: TransferRequest, key: str
 ) -> tuple[StoredResponse, InboxNotification | None, bool]:
     payer = request.caller.user_id
-    phone = try_normalize_phone(request.phone) or ""
     note_raw_call()
     row = await connection.fetchrow(
         _CONTEXT,
         request.scope,
         key,
-        lock_id(request.scope, key),
         payer,
-        phone,
+        try_normalize_phone(request.phone) or "",
         wallet_key(payer),
         request.caller.session_id,
     )
-    claimed, stored_fp, stored_status, stored_body, recipient, recipient_name, to_wallet, pushes = row[:8]
-    replay = claimed_replay(request.fingerprint, claimed, (stored_fp, stored_status, stored_body))
+    stored_fp, stored_status, stored_body, recipient, recipient_name, to_wallet, pushes = row[:7]
+    replay = claimed_replay(request.fingerprint, True, (stored_fp, stored_status, stored_body))
     if replay is not None:
         return replay, None, False
     if recipient == payer:
         raise self_transfer()
     if recipient is None or to_wallet is None:
         raise recipient_not_found()
-    found = payer_of(row, 8)
-    posted = await pay_on_driver(
+    found = payer_of(row, 7)
+    authorized = await authorize_on_driver(
         db,
         connection,
         found,
@@ -142,46 +147,93 @@ async def _transfer(
         description=request.message or "Chuyển tiền",
         metadata={"message": request.message, "to_user_id": str(recipient)},
     )
-    body = encode_body(
-        201,
-        TransferOut(
-            id=str(posted.entry_id),
-            amount=-request.amount,
-            message=request.message,
-            created_at=posted.created_at,
-            recipient_name=mask_name(recipient_name or ""),
-            available_after=posted.debited_available or 0,
-        ),
-    )
-    text = transfer_notice(found.name or "", request.amount, request.message, posted.entry_id)
-    notice = InboxNotification(
-        id=new_id(),
-        created_at=utcnow(),
+    entry, plan = authorized.entry, authorized.plan
+    assert entry.entry_id is not None
+    buckets = sorted(plan.buckets)
+    ceilings, amount_cap = plan.caps(authorized.device_new)
+    notice = transfer_notice(found.name or "", request.amount, request.message, entry.entry_id)
+    notice_id = new_id()
+    note_raw_call()
+    try:
+        outcome, posted_at, status_code, fingerprint, body = await connection.fetchrow(
+            _TRANSFER,
+            request.scope,
+            key,
+            lock_id(request.scope, key),
+            request.fingerprint,
+            payer,
+            buckets,
+            [ceilings.get(bucket) for bucket in buckets],
+            amount_cap,
+            request.amount,
+            entry.entry_id,
+            entry.reference,
+            entry.description,
+            msgspec.json.encode(entry.metadata).decode(),
+            [p.account_id for p in entry.postings],
+            [p.amount for p in entry.postings],
+            notice_id,
+            recipient,
+            notice.kind,
+            notice.title_vi,
+            notice.body_vi,
+            notice.title_en,
+            notice.body_en,
+            msgspec.json.encode(notice.data).decode(),
+            _response_pieces(entry.entry_id, request, recipient_name),
+        )
+    except PostgresError as exc:
+        refusal = await _refusal(exc, plan, buckets)
+        if refusal is None:
+            raise
+        raise refusal from exc
+    if outcome != "ok":
+        replay = claimed_replay(request.fingerprint, outcome == "replay", (fingerprint, status_code, body))
+        assert replay is not None
+        return replay, None, False
+    row_notice = InboxNotification(
+        id=notice_id,
+        created_at=posted_at,
         user_id=recipient,
-        kind=text.kind,
-        title_vi=text.title_vi,
-        body_vi=text.body_vi,
-        title_en=text.title_en,
-        body_en=text.body_en,
-        data=text.data,
+        kind=notice.kind,
+        title_vi=notice.title_vi,
+        body_vi=notice.body_vi,
+        title_en=notice.title_en,
+        body_en=notice.body_en,
+        data=notice.data,
         read_at=None,
     )
-    note_raw_call()
-    await connection.execute(
-        _NOTIFY_AND_KEEP,
-        notice.id,
-        notice.created_at,
-        recipient,
-        notice.kind,
-        notice.title_vi,
-        notice.body_vi,
-        notice.title_en,
-        notice.body_en,
-        msgspec.json.encode(notice.data).decode(),
-        request.scope,
-        key,
-        request.fingerprint,
+    return StoredResponse(201, bytes(body)), row_notice, bool(pushes)
+
+
+def _response_pieces(entry_id: uuid.UUID, request: TransferRequest, recipient_name: str | None) -> list[str]:
+    """The 201 body as msgspec encodes ``TransferOut``, cut where the posting's time and the payer's
+    available balance go (only the call knows them). The cuts are made at ``"created_at":"`` and
+    ``"available_after":``, which a string value cannot contain unescaped, so a message cannot move them."""
+    text = encode_body(
         201,
-        body,
-    )
-    return StoredResponse(201, body), notice, bool(pushes)
+        TransferOut(
+            id=str(entry_id),
+            amount=-request.amount,
+            message=request.message,
+            created_at=_STAMP,
+            recipient_name=mask_name(recipient_name or ""),
+            available_after=_AVAILABLE,
+        ),
+    ).decode()
+    stamp = msgspec.json.encode(_STAMP).decode()
+    head, _, rest = text.partition(f'"created_at":{stamp}')
+    middle, _, tail = rest.partition(f'"available_after":{_AVAILABLE}')
+    return [head + '"created_at":"', '"' + middle + '"available_after":', tail]
+
+
+async def _refusal(exc: PostgresError, plan: PaymentCount, buckets: list[str]) -> Exception | None:
+    """The refusal ``wallet_transfer`` raised, named as the ORM path names it (None: not a refusal)."""
+    detail = getattr(exc, "detail", None) or ""
+    if exc.sqlstate == _LIMIT:
+        await plan.check(dict(zip(buckets, (int(t) for t in detail.split(",")), strict=True)))
+        return LedgerError("wallet_transfer refused a limit that the limits check accepts")
+    if exc.sqlstate == _FUNDS:
+        reason = str(getattr(exc, "message", "insufficient_funds"))
+        return refusal_error(Refusal(reason, None, int(detail) if detail else None))
+    return None
