@@ -190,7 +190,7 @@ async def load(
     tasks = [asyncio.create_task(client(i)) for i in range(clients)]
     await asyncio.sleep(warmup)
     server_cpu = tree_cpu_seconds(server_pid) if server_pid else 0.0
-    sql = await statements("127.0.0.1", port)
+    sql = await statements("127.0.0.1", port, WORKERS)
     state["measuring"] = True
     began, cpu_began = time.perf_counter(), time.process_time()
     await asyncio.sleep(seconds)
@@ -198,7 +198,7 @@ async def load(
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
     server_cpu = (tree_cpu_seconds(server_pid) if server_pid else float("nan")) - server_cpu
     answered = len(latencies) + sum(errors.values())
-    sql = await statements("127.0.0.1", port) - sql
+    sql = await statements("127.0.0.1", port, WORKERS) - sql
     state["stop"] = True
     await asyncio.gather(*tasks)
     latencies.sort()

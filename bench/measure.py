@@ -41,14 +41,25 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-async def statements(host: str, port: int) -> float:
-    """The server's ``hue_db_statements_total`` (sum over its worker processes' answers: one worker here)."""
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-    await writer.drain()
-    body = await reader.read()
-    writer.close()
-    for line in body.decode(errors="replace").splitlines():
-        if line.startswith("hue_db_statements_total"):
-            return float(line.split()[-1])
-    return float("nan")
+async def statements(host: str, port: int, workers: int = 2, tries: int = 40) -> float:
+    """The server's ``hue_db_statements_total``, summed over its worker processes: each answers /metrics
+    with its own counter and its pid (``hue_process_id``), and a new connection may land on any of them, so
+    this asks until it has heard ``workers`` distinct processes (or ``tries`` times)."""
+    seen: dict[float, float] = {}
+    for _ in range(tries):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        body = await reader.read()
+        writer.close()
+        values = {}
+        for line in body.decode(errors="replace").splitlines():
+            for name in ("hue_db_statements_total", "hue_process_id"):
+                if line.startswith(name + " "):
+                    values[name] = float(line.split()[-1])
+        if "hue_db_statements_total" not in values:
+            return float("nan")
+        seen[values.get("hue_process_id", 0.0)] = values["hue_db_statements_total"]
+        if len(seen) >= workers:
+            break
+    return sum(seen.values()) if len(seen) >= workers else float("nan")

@@ -236,11 +236,11 @@ def _one(clients: int, seconds: int) -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(_wait_ready(base))
         asyncio.run(_load(base, seeded, clients, 1.5))  # warm-up: connections, caches, prepared statements
-        cpu0, sql0 = tree_cpu_seconds(server.pid), asyncio.run(statements("127.0.0.1", port))
+        cpu0, sql0 = tree_cpu_seconds(server.pid), asyncio.run(statements("127.0.0.1", port, 1))
         result = asyncio.run(_load(base, seeded, clients, seconds))
         answered = result["paid"] + result["refused"]
         result["server_cpu_ms"] = (tree_cpu_seconds(server.pid) - cpu0) / max(answered, 1) * 1000
-        result["statements"] = (asyncio.run(statements("127.0.0.1", port)) - sql0) / max(answered, 1)
+        result["statements"] = (asyncio.run(statements("127.0.0.1", port, 1)) - sql0) / max(answered, 1)
         check = asyncio.run(_check(app_db))
         if result["refused"]:
             refusals = result["refused_by_status"]

@@ -8,6 +8,7 @@ two upgrading readers deadlock into ``database is locked``; PostgreSQL uses row 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from typing import Any
 import structlog
 from advanced_alchemy.types import DateTimeUTC
 from prometheus_client import Counter as PromCounter
+from prometheus_client import Gauge as PromGauge
 from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,6 +63,13 @@ DB_STATEMENTS = PromCounter(
     "hue_db_statements",
     "Statements this process sent to the database (SQLAlchemy's and the money paths' raw driver calls): "
     "divided by requests, the round trips per request the benchmarks report.",
+)
+
+
+PROCESS_ID = PromGauge(
+    "hue_process_id",
+    "The id of the API process that answered /metrics: with several processes (granian workers) each keeps "
+    "its own counters, so a reader sums the answers of each process (bench/measure.py).",
 )
 
 
@@ -188,6 +197,7 @@ class Database:
     """The process's engine and its two kinds of session: reading, and writing in one transaction."""
 
     def __init__(self, settings: Settings, *, url: str | None = None) -> None:
+        PROCESS_ID.set(os.getpid())
         self.settings = settings
         self.engine = create_engine(settings, url=url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
