@@ -9,7 +9,7 @@ from litestar.di import Provide
 
 from app.core.db import Database
 from app.core.ratelimit import RateLimiter
-from app.core.security import get_caller
+from app.core.security import Caller, get_caller
 from app.core.settings import Settings
 from app.core.stores import Stores
 
@@ -17,6 +17,7 @@ __all__ = [
     "AUTHENTICATED",
     "BEARER_SECURITY",
     "core_dependencies",
+    "provide_caller",
     "provide_db",
     "provide_limiter",
     "provide_settings",
@@ -55,5 +56,17 @@ def core_dependencies() -> dict[str, Provide]:
     }
 
 
-AUTHENTICATED: dict[str, Any] = {"dependencies": {"caller": Provide(get_caller)}, "security": BEARER_SECURITY}
+async def provide_caller(request: Request[Any, Any, Any], db: Database) -> Caller:
+    """The signed-in caller (:func:`app.core.security.get_caller`).
+
+    It takes ``db`` only to be resolved after it: Litestar resolves dependencies of the same depth together
+    in an anyio task group, which cost ~0.15 ms of CPU per request (measured on the transfer with
+    bench/profile.py) for two lookups that never wait; one after the other they cost nothing."""
+    return await get_caller(request)
+
+
+AUTHENTICATED: dict[str, Any] = {
+    "dependencies": {"caller": Provide(provide_caller)},
+    "security": BEARER_SECURITY,
+}
 """Keyword arguments for a Controller or Router whose every route needs a signed-in caller."""
