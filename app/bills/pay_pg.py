@@ -104,7 +104,8 @@ SELECT c.claimed, c.fingerprint, c.status_code, c.body,
   FROM claim c{_PAYER.joins}
   LEFT JOIN locked l ON true
 """  # noqa: S608 - only placeholder numbers are formatted in, never data
-_BILLS_AT = 5 + PAYER_COLUMN_COUNT
+_PAYER_AT = 5
+_BILLS_AT = _PAYER_AT + PAYER_COLUMN_COUNT
 
 _CREATE_ACCOUNTS = """
 INSERT INTO ledger_accounts
@@ -268,7 +269,7 @@ async def _pay(db: Database, connection: Any, request: PaymentRequest, key: str)
     payable, learned = await _payable_accounts(
         connection, _payables.setdefault(db, {}), {biller.payable_account_ref for _b, biller in ordered}
     )
-    payer = payer_of(first, 5)
+    payer = payer_of(first, _PAYER_AT)
     category, limit_exempt = limit_terms(biller for _bill, biller in ordered)
     payment_id = new_id()
     reference = new_reference()

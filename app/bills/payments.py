@@ -15,6 +15,9 @@ one unit, or none of them does):
 5. :class:`~app.bills.events.BillsPaid` published in the transaction (services moves paid dossiers on);
 6. one outbox message per biller (``bills.confirm_payment``) to tell it, one inbox notification.
 
+On PostgreSQL the route pays on the driver instead (``app/bills/pay_pg.py``: the same rules through the
+functions below, six round trips), unless a bill has an owner: those keep this path for its ``BillsPaid``.
+
 A refused payment leaves nothing behind except its failure record: :func:`record_failure` writes one
 ``bill_payment_attempts`` row in a separate transaction after the rollback (the route calls it).
 
