@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from app.bills import payments
+from app.bills import pay_pg, payments
 from app.bills.errors import (
     AMOUNT_NOT_ALLOWED,
     BILL_ALREADY_PAID,
@@ -90,6 +90,21 @@ class BillPaymentController(Controller):
         items = [payments.PayItem(item.bill_id, item.amount) for item in data.items]
         fingerprint = request_fingerprint(request.method, request.url.path, data, query=request.url.query)
         try:
+            if not db.is_sqlite:
+                done = await pay_pg.pay(
+                    db,
+                    pay_pg.PaymentRequest(
+                        caller=caller,
+                        key=idempotency_key,
+                        scope=scope_of(caller),
+                        fingerprint=fingerprint,
+                        items=items,
+                        pin=data.pin,
+                        receipt_keys=settings.receipt_keys,
+                    ),
+                )
+                if done is not None:
+                    return done.to_response()
             async with idempotent(
                 db, scope=scope_of(caller), key=idempotency_key, fingerprint=fingerprint
             ) as unit:

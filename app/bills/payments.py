@@ -15,6 +15,9 @@ one unit, or none of them does):
 5. :class:`~app.bills.events.BillsPaid` published in the transaction (services moves paid dossiers on);
 6. one outbox message per biller (``bills.confirm_payment``) to tell it, one inbox notification.
 
+On PostgreSQL the route pays on the driver instead (``app/bills/pay_pg.py``: the same rules through the
+functions below, six round trips), unless a bill has an owner: those keep this path for its ``BillsPaid``.
+
 A refused payment leaves nothing behind except its failure record: :func:`record_failure` writes one
 ``bill_payment_attempts`` row in a separate transaction after the rollback (the route calls it).
 
@@ -29,10 +32,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import select, update
@@ -58,15 +61,28 @@ from app.wallet.ledger import AccountType
 __all__ = [
     "CONFIRM_TOPIC",
     "MIXED_CATEGORY",
+    "BillFacts",
+    "BillerFacts",
     "MandateAuthority",
+    "PaidNotice",
     "PayItem",
+    "checked_amounts",
+    "confirm_messages",
     "get_payment",
     "get_receipt",
+    "item_view",
+    "limit_terms",
+    "new_reference",
+    "paid_notice",
     "pay_bills",
     "payable_account",
+    "payable_key",
+    "payable_owner",
+    "receipt_content",
     "receipt_pdf",
     "record_failure",
     "verify_receipt",
+    "wanted_bills",
 ]
 
 log = structlog.get_logger("app.bills.payments")
@@ -91,22 +107,83 @@ class PayItem:
     amount: int | None = None
 
 
-def _new_reference() -> str:
+class BillFacts(Protocol):
+    """What the payment rules and the receipt read of a bill: a :class:`~app.bills.models.Bill`, or the
+    driver path's row (``app/bills/pay_pg.py``), so both paths decide with the same functions."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def owner_user_id(self) -> uuid.UUID | None: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def customer_code(self) -> str: ...
+    @property
+    def customer_name(self) -> str | None: ...
+    @property
+    def period(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+
+
+class BillerFacts(Protocol):
+    """What the payment rules and the receipt read of a biller (see :class:`BillFacts`)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def amount_rule(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def limit_exempt(self) -> bool: ...
+    @property
+    def agency_code(self) -> str | None: ...
+    @property
+    def payable_account_ref(self) -> str: ...
+
+
+_B = TypeVar("_B", bound=BillFacts)
+_R = TypeVar("_R", bound=BillerFacts)
+
+
+def new_reference() -> str:
     return "BP" + secrets.token_hex(10).upper()
 
 
-async def payable_account(session: AsyncSession, biller: Biller) -> uuid.UUID:
-    """The ledger account credited for ``biller``'s bills, resolved from its ``payable_account_ref``.
+def payable_owner(ref: str) -> tuple[AccountType, uuid.UUID]:
+    """The ledger account type and owner id behind a biller's ``payable_account_ref``.
 
-    ``treasury:...`` refs are treasury payables, anything else a biller payable; the account's owner id is
-    derived from the ref itself (UUIDv5), so two billers sharing a ref share the account.
+    ``treasury:...`` refs are treasury payables, anything else a biller payable; the owner id is derived
+    from the ref itself (UUIDv5), so two billers sharing a ref share the account.
     """
-    ref = biller.payable_account_ref
     account_type = AccountType.TREASURY_PAYABLE if ref.startswith("treasury:") else AccountType.BILLER_PAYABLE
-    return await ledger.ensure_account(session, account_type, uuid.uuid5(_PAYABLE_NAMESPACE, ref))
+    return account_type, uuid.uuid5(_PAYABLE_NAMESPACE, ref)
 
 
-def _check_amount(bill: Bill, biller: Biller, amount: int | None) -> int:
+def payable_key(ref: str) -> str:
+    """The ledger key of the account behind ``ref`` (as :func:`app.wallet.ledger.ensure_account` names it)."""
+    account_type, owner_id = payable_owner(ref)
+    return f"{account_type.value}:{owner_id}"
+
+
+async def payable_account(session: AsyncSession, biller: Biller) -> uuid.UUID:
+    """The ledger account credited for ``biller``'s bills (see :func:`payable_owner`), created if new."""
+    return await ledger.ensure_account(session, *payable_owner(biller.payable_account_ref))
+
+
+def _check_amount(bill: BillFacts, biller: BillerFacts, amount: int | None) -> int:
     if amount is None or amount == bill.amount:
         return bill.amount
     rule = biller.amount_rule
@@ -124,7 +201,7 @@ def _check_amount(bill: Bill, biller: Biller, amount: int | None) -> int:
     return amount
 
 
-def _check_payable(bill: Bill, biller: Biller, payer_id: uuid.UUID) -> None:
+def _check_payable(bill: BillFacts, biller: BillerFacts, payer_id: uuid.UUID) -> None:
     if bill.owner_user_id is not None and bill.owner_user_id != payer_id:
         # Someone else's dossier fee: not even its existence is told.
         raise BILL_NOT_FOUND("Không tìm thấy hóa đơn", "Bill not found", bill_id=str(bill.id))
@@ -142,6 +219,119 @@ def _check_payable(bill: Bill, biller: Biller, payer_id: uuid.UUID) -> None:
             bill_id=str(bill.id),
             status=status,
         )
+
+
+def wanted_bills(items: Sequence[PayItem]) -> dict[uuid.UUID, int | None]:
+    """The asked amount (None: the bill's) of each bill, in the order asked; a bill asked twice refuses the
+    payment (checked once the idempotency key is claimed, as every other refusal)."""
+    if not items:
+        raise ValueError("a payment needs at least one bill")
+    wanted: dict[uuid.UUID, int | None] = {}
+    for asked in items:
+        if asked.bill_id in wanted:
+            raise BILL_NOT_PAYABLE(
+                "Một hóa đơn chỉ được chọn một lần",
+                "A bill may appear only once in a payment",
+                bill_id=str(asked.bill_id),
+                status="duplicate",
+            )
+        wanted[asked.bill_id] = asked.amount
+    return wanted
+
+
+def checked_amounts(
+    wanted: Mapping[uuid.UUID, int | None],
+    rows: Mapping[uuid.UUID, tuple[_B, _R]],
+    payer_id: uuid.UUID,
+) -> dict[uuid.UUID, int]:
+    """The amount paid for each wanted bill, or the refusal of the first bill (in the order asked) that
+    ``payer_id`` cannot pay; ``rows``: the locked bills found, with their billers."""
+    amounts: dict[uuid.UUID, int] = {}
+    for bill_id, amount in wanted.items():
+        found = rows.get(bill_id)
+        if found is None:
+            raise BILL_NOT_FOUND("Không tìm thấy hóa đơn", "Bill not found", bill_id=str(bill_id))
+        bill, biller = found
+        _check_payable(bill, biller, payer_id)
+        amounts[bill_id] = _check_amount(bill, biller, amount)
+    return amounts
+
+
+def limit_terms(billers: Iterable[BillerFacts]) -> tuple[str, bool]:
+    """The wallet limit category of a payment of these billers' bills and whether it is exempt (see the
+    module docstring)."""
+    listed = list(billers)
+    categories = {biller.category for biller in listed}
+    category = next(iter(categories)) if len(categories) == 1 else MIXED_CATEGORY
+    return category, all(biller.limit_exempt for biller in listed)
+
+
+def receipt_content(
+    *,
+    series: str,
+    number: int,
+    receipt_id: uuid.UUID,
+    bill: BillFacts,
+    biller: BillerFacts,
+    payer_id: uuid.UUID,
+    payer_name: str | None,
+    amount: int,
+    paid_at: datetime,
+    reference: str,
+) -> dict[str, Any]:
+    """The signed content of one bill's receipt."""
+    return receipts.new_receipt_content(
+        series=series,
+        number=number,
+        receipt_id=receipt_id,
+        issuer={"code": biller.code, "name": biller.name, "agency_code": biller.agency_code},
+        payer={"user_id": str(payer_id), "name": payer_name},
+        bill={
+            "bill_id": str(bill.id),
+            "external_id": bill.external_id,
+            "customer_code": bill.customer_code,
+            "customer_name": bill.customer_name,
+            "period": bill.period,
+            "description": bill.description or biller.name,
+            "category": biller.category,
+        },
+        amount=amount,
+        paid_at=paid_at,
+        payment_reference=reference,
+    )
+
+
+def confirm_messages(
+    payment_id: uuid.UUID, biller_ids: Iterable[uuid.UUID]
+) -> list[tuple[dict[str, str], str]]:
+    """The ``bills.confirm_payment`` outbox messages of a payment, one per biller (payload, dedup key)."""
+    return [
+        ({"payment_id": str(payment_id), "biller_id": str(biller_id)}, f"{payment_id}:{biller_id}")
+        for biller_id in dict.fromkeys(biller_ids)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class PaidNotice:
+    """The payer's inbox notification of a payment."""
+
+    kind: str
+    title_vi: str
+    body_vi: str
+    title_en: str
+    body_en: str
+    data: dict[str, Any]
+
+
+def paid_notice(payment_id: uuid.UUID, count: int, total: int, reference: str) -> PaidNotice:
+    return PaidNotice(
+        kind="bills_paid",
+        title_vi="Thanh toán hóa đơn thành công",
+        body_vi=f"Đã thanh toán {count} hóa đơn, tổng {receipts.money_vi(total)} (mã {reference}).",
+        title_en="Bills paid",
+        body_en=f"Paid {count} bill(s), {total:,} VND in total (reference {reference}).",
+        data={"payment_id": str(payment_id)},
+    )
 
 
 async def pay_bills(
@@ -163,18 +353,7 @@ async def pay_bills(
         payer_id, session_id, authority = caller.user_id, caller.session_id, None
     else:
         raise ValueError("a payment needs the caller and PIN, or a mandate")
-    if not items:
-        raise ValueError("a payment needs at least one bill")
-    wanted: dict[uuid.UUID, int | None] = {}
-    for asked in items:
-        if asked.bill_id in wanted:
-            raise BILL_NOT_PAYABLE(
-                "Một hóa đơn chỉ được chọn một lần",
-                "A bill may appear only once in a payment",
-                bill_id=str(asked.bill_id),
-                status="duplicate",
-            )
-        wanted[asked.bill_id] = asked.amount
+    wanted = wanted_bills(items)
     statement = (
         select(Bill, Biller)
         .join(Biller, Biller.id == Bill.biller_id)
@@ -183,14 +362,7 @@ async def pay_bills(
         .with_for_update(of=Bill)
     )
     rows = {bill.id: (bill, biller) for bill, biller in (await session.execute(statement)).all()}
-    amounts: dict[uuid.UUID, int] = {}
-    for bill_id, amount in wanted.items():
-        found = rows.get(bill_id)
-        if found is None:
-            raise BILL_NOT_FOUND("Không tìm thấy hóa đơn", "Bill not found", bill_id=str(bill_id))
-        bill, biller = found
-        _check_payable(bill, biller, payer_id)
-        amounts[bill_id] = _check_amount(bill, biller, amount)
+    amounts = checked_amounts(wanted, rows, payer_id)
 
     # In the order of their refs, so that concurrent first payments creating the same payable accounts
     # wait for each other instead of deadlocking.
@@ -200,11 +372,9 @@ async def pay_bills(
             payable[biller.id] = await payable_account(session, biller)
     ordered = [rows[bill_id] for bill_id in wanted]
     credits = [(payable[biller.id], amounts[bill.id]) for bill, biller in ordered]
-    categories = {biller.category for _bill, biller in ordered}
-    category = next(iter(categories)) if len(categories) == 1 else MIXED_CATEGORY
-    limit_exempt = all(biller.limit_exempt for _bill, biller in ordered)
+    category, limit_exempt = limit_terms(biller for _bill, biller in ordered)
     payment_id = new_id()
-    reference = _new_reference()
+    reference = new_reference()
     total = sum(amounts.values())
     posted = await wallet.pay_from_wallet(
         session,
@@ -258,24 +428,17 @@ async def pay_bills(
         )
         item_rows.append(item)
         receipt_id = new_id()
-        content = receipts.new_receipt_content(
+        content = receipt_content(
             series=series,
             number=number,
             receipt_id=receipt_id,
-            issuer={"code": biller.code, "name": biller.name, "agency_code": biller.agency_code},
-            payer={"user_id": str(payer_id), "name": payer_name},
-            bill={
-                "bill_id": str(bill.id),
-                "external_id": bill.external_id,
-                "customer_code": bill.customer_code,
-                "customer_name": bill.customer_name,
-                "period": bill.period,
-                "description": bill.description or biller.name,
-                "category": biller.category,
-            },
+            bill=bill,
+            biller=biller,
+            payer_id=payer_id,
+            payer_name=payer_name,
             amount=amounts[bill.id],
             paid_at=paid_at,
-            payment_reference=reference,
+            reference=reference,
         )
         key_id, signature = receipts.sign(receipt_keys, content)
         receipt_rows.append(
@@ -309,37 +472,53 @@ async def pay_bills(
         ),
     )
     await enqueue_many(  # one message per biller, all in one statement
-        session,
-        CONFIRM_TOPIC,
-        [
-            ({"payment_id": str(payment_id), "biller_id": str(biller_id)}, f"{payment_id}:{biller_id}")
-            for biller_id in dict.fromkeys(biller.id for _bill, biller in ordered)
-        ],
+        session, CONFIRM_TOPIC, confirm_messages(payment_id, (biller.id for _bill, biller in ordered))
     )
+    notice = paid_notice(payment_id, len(ordered), total, reference)
     await post_notification(
         session,
         payer_id,
-        "bills_paid",
-        "Thanh toán hóa đơn thành công",
-        f"Đã thanh toán {len(ordered)} hóa đơn, tổng {receipts.money_vi(total)} (mã {reference}).",
-        title_en="Bills paid",
-        body_en=f"Paid {len(ordered)} bill(s), {total:,} VND in total (reference {reference}).",
-        data={"payment_id": str(payment_id)},
+        notice.kind,
+        notice.title_vi,
+        notice.body_vi,
+        title_en=notice.title_en,
+        body_en=notice.body_en,
+        data=notice.data,
     )
     return PaymentView(id=payment_id, reference=reference, total=total, paid_at=paid_at, items=views)
 
 
-def _item_view(item: BillPaymentItem, bill: Bill, biller: Biller, receipt_id: uuid.UUID) -> PaymentItemView:
+def item_view(
+    bill: BillFacts,
+    biller: BillerFacts,
+    *,
+    amount: int,
+    receipt_id: uuid.UUID,
+    status: str = "paid",
+    refund_reason: str | None = None,
+) -> PaymentItemView:
+    """A paid bill as the payment's answer shows it."""
     return PaymentItemView(
         bill_id=bill.id,
         biller_code=biller.code,
         biller_name=biller.name,
         customer_code=bill.customer_code,
         period=bill.period,
-        amount=item.amount,
-        status=item.status,  # type: ignore[arg-type]
-        refund_reason=item.refund_reason,
+        amount=amount,
+        status=status,  # type: ignore[arg-type]
+        refund_reason=refund_reason,
         receipt_id=receipt_id,
+    )
+
+
+def _item_view(item: BillPaymentItem, bill: Bill, biller: Biller, receipt_id: uuid.UUID) -> PaymentItemView:
+    return item_view(
+        bill,
+        biller,
+        amount=item.amount,
+        receipt_id=receipt_id,
+        status=item.status,
+        refund_reason=item.refund_reason,
     )
 
 

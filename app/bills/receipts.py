@@ -32,6 +32,7 @@ from app.core.settings import KeyRing
 
 __all__ = [
     "CHECK_LENGTH",
+    "NUMBERS_SQL",
     "VN",
     "amount_in_words",
     "check_code",
@@ -109,6 +110,10 @@ def amount_in_words(amount: int) -> str:
 # --- numbering --------------------------------------------------------------------------------------------
 
 
+NUMBERS_SQL = "SELECT nextval('bill_receipt_number_seq') FROM generate_series(1, {count})"
+"""PostgreSQL's next numbers, one row each (in no order: sort them); ``count`` is a placeholder's text."""
+
+
 def series_for(moment: datetime) -> str:
     """The receipt series (ký hiệu) of a payment made at ``moment``: one per calendar year in Huế time."""
     return f"C{moment.astimezone(VN):%y}THU"
@@ -122,9 +127,7 @@ def receipt_code(series: str, number: int) -> str:
 async def next_numbers(session: AsyncSession, series: str, count: int) -> list[int]:
     """The next ``count`` receipt numbers of ``series``, increasing (see the module docstring)."""
     if session.get_bind().dialect.name == "postgresql":
-        rows = await session.execute(
-            text("SELECT nextval('bill_receipt_number_seq') FROM generate_series(1, :n)"), {"n": count}
-        )
+        rows = await session.execute(text(NUMBERS_SQL.format(count=":n")), {"n": count})
         return sorted(int(value) for value in rows.scalars())
     highest = int(await session.scalar(select(func.max(Receipt.number)).where(Receipt.series == series)) or 0)
     return list(range(highest + 1, highest + 1 + count))

@@ -60,10 +60,12 @@ __all__ = [
     "enqueue",
     "enqueue_many",
     "get_message",
+    "keyed_rows",
     "list_dead_letters",
     "purge_delivered",
     "register_handler",
     "retry_dead_letter",
+    "wake_dispatchers",
     "worker_name",
 ]
 
@@ -163,12 +165,18 @@ _ENQUEUED = "outbox_enqueued"
 _wakers: set[Callable[[], None]] = set()
 
 
+def wake_dispatchers() -> None:
+    """Make this process's dispatchers look for due messages now: for code that committed outbox rows
+    without a session (a money path on the driver), which the commit hook below does not see."""
+    for wake in list(_wakers):
+        wake()
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_dispatchers(session: Session) -> None:
     """A commit that wrote outbox rows wakes this process's dispatchers, so delivery starts at once."""
     if session.info.pop(_ENQUEUED, False):
-        for wake in list(_wakers):
-            wake()
+        wake_dispatchers()
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -233,16 +241,14 @@ async def enqueue(
     return message_id
 
 
-async def enqueue_many(
-    session: AsyncSession, topic: str, messages: Sequence[tuple[Mapping[str, Any] | msgspec.Struct, str]]
-) -> list[uuid.UUID]:
-    """:func:`enqueue` for several keyed messages of one topic in ONE statement (a multi-row
-    ``INSERT ... ON CONFLICT DO NOTHING``); returns their ids in order (the first message's id for a key
-    already enqueued, as :func:`enqueue` does). For the money paths, where each statement is a round trip."""
+def keyed_rows(
+    topic: str, messages: Sequence[tuple[Mapping[str, Any] | msgspec.Struct, str]]
+) -> list[dict[str, Any]]:
+    """The ``outbox_messages`` rows (every column a new message sets) of keyed messages of one topic, as
+    :func:`enqueue_many` writes them; for a money path writing them on the driver in its own statement
+    (``INSERT ... ON CONFLICT (topic, key) DO NOTHING``, then :func:`wake_dispatchers` after the commit)."""
     if not topic or len(topic) > 100:
         raise ValueError("topic must be 1-100 characters")
-    if not messages:
-        return []
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for payload, key in messages:
@@ -265,6 +271,18 @@ async def enqueue_many(
                 "requeue_count": 0,
             }
         )
+    return rows
+
+
+async def enqueue_many(
+    session: AsyncSession, topic: str, messages: Sequence[tuple[Mapping[str, Any] | msgspec.Struct, str]]
+) -> list[uuid.UUID]:
+    """:func:`enqueue` for several keyed messages of one topic in ONE statement (a multi-row
+    ``INSERT ... ON CONFLICT DO NOTHING``); returns their ids in order (the first message's id for a key
+    already enqueued, as :func:`enqueue` does). For the money paths, where each statement is a round trip."""
+    rows = keyed_rows(topic, messages)
+    if not rows:
+        return []
     statement = (
         _insert_for(session)(OutboxMessage)
         .values(rows)
