@@ -21,13 +21,11 @@ class PaidBill:
 
 @dataclass(frozen=True, slots=True)
 class BillsPaid:
-    """One payment settled these bills; published in the payment's transaction, before commit.
-
-    Published by :func:`app.bills.payments.pay_bills` (the ORM path): every payment on SQLite, auto-pay
-    runs, and on PostgreSQL every payment with a bill that has an owner (a dossier fee, a result's postage).
-    A PostgreSQL payment of owner-less bills only is made on the driver (``app/bills/pay_pg.py``) and
-    publishes nothing, so a subscriber acts on owned bills only; one that must see other bills moves that
-    line in ``pay_pg``."""
+    """One payment settled these bills, among them at least one with an owner (a dossier fee, a result's
+    postage: what services acts on); published in the payment's transaction, before commit, by
+    :func:`app.bills.payments.pay_bills`. A payment of owner-less bills only publishes nothing, on either
+    database: on PostgreSQL it is made on the driver (``app/bills/pay_pg.py``), which has no session to
+    publish in, and the ORM path follows the same rule so both databases behave alike."""
 
     payment_id: uuid.UUID
     payer_id: uuid.UUID

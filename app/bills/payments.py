@@ -460,17 +460,19 @@ async def pay_bills(
     await session.flush()
     session.add_all(receipt_rows)
     await session.flush()
-    await publish(
-        session,
-        BillsPaid(
-            payment_id=payment_id,
-            payer_id=payer_id,
-            paid_at=paid_at,
-            bills=tuple(
-                PaidBill(bill.id, biller.code, bill.external_id, amounts[bill.id]) for bill, biller in ordered
+    if any(bill.owner_user_id is not None for bill, _biller in ordered):  # the same rule as pay_pg's
+        await publish(
+            session,
+            BillsPaid(
+                payment_id=payment_id,
+                payer_id=payer_id,
+                paid_at=paid_at,
+                bills=tuple(
+                    PaidBill(bill.id, biller.code, bill.external_id, amounts[bill.id])
+                    for bill, biller in ordered
+                ),
             ),
-        ),
-    )
+        )
     await enqueue_many(  # one message per biller, all in one statement
         session, CONFIRM_TOPIC, confirm_messages(payment_id, (biller.id for _bill, biller in ordered))
     )

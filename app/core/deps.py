@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from app.core.db import Database
 from app.core.ratelimit import RateLimiter
@@ -56,7 +56,7 @@ def core_dependencies() -> dict[str, Provide]:
     }
 
 
-async def provide_caller(request: Request[Any, Any, Any], db: Database) -> Caller:
+async def provide_caller(request: Request[Any, Any, Any], db: NamedDependency[Database]) -> Caller:
     """The signed-in caller (:func:`app.core.security.get_caller`).
 
     It takes ``db`` only to be resolved after it: Litestar resolves dependencies of the same depth together
