@@ -3,8 +3,8 @@
     PYTHONPATH=. .venv/bin/python -m bench.one_tap [--clients 16,64] [--seconds 8] [--runs 1] [--keep]
 
 For each client count, in the same run: ``pgbench -n -M prepared -f ../shared/bench/one_tap.sql -c N -j 2
--T S`` against a fresh database loaded with ``schema.sql``, then the app: ``hue serve`` (granian, one
-process, no in-process worker, Redis-free stores, the payments rate limit lifted) on a fresh migrated
+-T S`` against a fresh database loaded with ``schema.sql``, then the app: ``hue serve`` (granian, two
+API processes, no in-process worker, Redis stores, the payments rate limit lifted) on a fresh migrated
 database seeded with 128 verified citizens (PIN set, a real session each, a funded wallet), the Huế sandbox
 billers and enough unpaid bills; N concurrent HTTP clients each ``POST /api/v1/payments`` three bills of three
 billers (electricity, water, tuition: limit-exempt) with the PIN and a fresh Idempotency-Key, as fast as
@@ -44,9 +44,12 @@ from app.core.db import Database
 from app.core.migrate import upgrade
 from app.core.settings import load_settings
 from app.main import create_app
+from bench.http_load import WORKERS
 from bench.measure import statements, tree_cpu_seconds
 from bench.payers import seed_payer
 from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 ROOT = Path(__file__).resolve().parents[1]
 USERS = 128
@@ -125,14 +128,17 @@ def _serve(database: str, port: int) -> subprocess.Popen[bytes]:
         "RATE_LIMIT_PAYMENTS": "100000000/60",
         "RATE_LIMIT_DEFAULT": "100000000/60",
         "LOG_LEVEL": "WARNING",
-        "DB_POOL_SIZE": "20",
+        "DB_POOL_SIZE": "8",
         "VAR_DIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / f"hue-bench-{port}"),
+        # As in production: the counters (PIN tries, rate limits) and the inbox's channels on Redis, shared
+        # by the API processes.
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": f"bench{port}:",
     }
-    env.pop("REDIS_URL", None)
     hue = shutil.which("hue", path=str(Path(sys.executable).parent)) or "hue"
     log = open(_server_log(port), "wb")  # noqa: SIM115 - the child process writes it until it exits
     return subprocess.Popen(
-        [hue, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [hue, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)],
         env=env,
         cwd=ROOT,
         stdout=log,
@@ -236,11 +242,11 @@ def _one(clients: int, seconds: int) -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(_wait_ready(base))
         asyncio.run(_load(base, seeded, clients, 1.5))  # warm-up: connections, caches, prepared statements
-        cpu0, sql0 = tree_cpu_seconds(server.pid), asyncio.run(statements("127.0.0.1", port, 1))
+        cpu0, sql0 = tree_cpu_seconds(server.pid), asyncio.run(statements("127.0.0.1", port, WORKERS))
         result = asyncio.run(_load(base, seeded, clients, seconds))
         answered = result["paid"] + result["refused"]
         result["server_cpu_ms"] = (tree_cpu_seconds(server.pid) - cpu0) / max(answered, 1) * 1000
-        result["statements"] = (asyncio.run(statements("127.0.0.1", port, 1)) - sql0) / max(answered, 1)
+        result["statements"] = (asyncio.run(statements("127.0.0.1", port, WORKERS)) - sql0) / max(answered, 1)
         check = asyncio.run(_check(app_db))
         if result["refused"]:
             refusals = result["refused_by_status"]
