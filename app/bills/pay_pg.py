@@ -74,7 +74,7 @@ from app.core.outbox import keyed_rows, wake_dispatchers
 from app.core.security import Caller
 from app.core.settings import KeyRing
 from app.identity.inbox import deliver_committed
-from app.identity.inbox_models import InboxNotification
+from app.identity.inbox_schemas import CommittedNotification
 from app.wallet.ledger.base import ACCOUNT_SPECS
 from app.wallet.payer_pg import PAYER_COLUMN_COUNT, pay_on_driver, payer_of, payer_sql
 from app.wallet.service import wallet_key
@@ -213,7 +213,7 @@ class _Biller:
 @dataclass(frozen=True, slots=True)
 class _Done:
     stored: StoredResponse
-    notice: InboxNotification | None = None
+    notice: CommittedNotification | None = None
     pushes: bool = False
     accounts: dict[str, uuid.UUID] = field(default_factory=dict)
     """Payable accounts read (maybe created) by this payment: remembered once it committed."""
@@ -326,7 +326,7 @@ async def _pay(db: Database, connection: Any, request: PaymentRequest, key: str)
     body = encode_body(201, view)
     messages = keyed_rows(CONFIRM_TOPIC, confirm_messages(payment_id, (biller.id for _b, biller in ordered)))
     text = paid_notice(payment_id, len(ordered), total, reference)
-    notice = InboxNotification(
+    notice = CommittedNotification(
         id=new_id(),
         created_at=utcnow(),
         user_id=payer_id,

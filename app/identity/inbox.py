@@ -37,7 +37,7 @@ from app.core.db import Database, database_of, new_id, on_commit, utcnow
 from app.core.errors import NOT_FOUND
 from app.core.stores.base import PubSub
 from app.identity.inbox_models import InboxNotification, PushDevice, PushSandboxDelivery
-from app.identity.inbox_schemas import notification_view
+from app.identity.inbox_schemas import NotificationRow, notification_view
 from app.identity.push import PushMessage, PushPlatform, PushResult, PushSender, PushTarget, push_sender_for
 
 __all__ = [
@@ -154,7 +154,7 @@ def _deliver_after_commit(session: AsyncSession, row: InboxNotification) -> None
 
 
 def deliver_committed(
-    db: Database, row: InboxNotification, *, push: bool
+    db: Database, row: NotificationRow, *, push: bool
 ) -> Coroutine[Any, Any, None] | None:
     """For a money path that wrote ``row`` on the driver (no session): what streams it once committed
     (await it after the commit), None when this database has no delivery. ``push=False`` when the
@@ -416,7 +416,7 @@ class InboxDelivery:
             )
         await self.deliver_rows(rows)
 
-    async def deliver_rows(self, rows: Sequence[InboxNotification], *, push: bool = True) -> None:
+    async def deliver_rows(self, rows: Sequence[NotificationRow], *, push: bool = True) -> None:
         """Stream, then push (in the background), committed notifications already in memory."""
         for row in rows:
             view = msgspec.to_builtins(notification_view(row))
@@ -435,7 +435,7 @@ class InboxDelivery:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _push(self, row: InboxNotification) -> None:
+    async def _push(self, row: NotificationRow) -> None:
         try:
             async with self.db.read() as session:
                 devices = await list_push_devices(session, row.user_id)

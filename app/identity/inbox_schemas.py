@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
-from app.identity.inbox_models import InboxNotification, PushDevice, PushSandboxDelivery
+from app.identity.inbox_models import PushDevice, PushSandboxDelivery
 from app.identity.push import token_hint
 
 __all__ = [
+    "CommittedNotification",
     "MarkAllReadResult",
     "Notification",
     "NotificationPage",
+    "NotificationRow",
     "PushDeviceOut",
     "PushTokenIn",
     "SandboxPush",
@@ -126,7 +130,58 @@ class SandboxPush(msgspec.Struct, kw_only=True):
     sent_at: Annotated[datetime, msgspec.Meta(description="When it was recorded (UTC).")]
 
 
-def notification_view(row: InboxNotification) -> Notification:
+class NotificationRow(Protocol):
+    """A notification as stored: the ORM row, or :class:`CommittedNotification` for a money path that wrote
+    it on the driver (building an ORM instance there cost ~0.1 ms of a ~1.5 ms transfer)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def user_id(self) -> uuid.UUID: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def title_vi(self) -> str: ...
+
+    @property
+    def body_vi(self) -> str: ...
+
+    @property
+    def title_en(self) -> str | None: ...
+
+    @property
+    def body_en(self) -> str | None: ...
+
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+    @property
+    def read_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedNotification:
+    """A committed notification written without the ORM (see :class:`NotificationRow`)."""
+
+    id: uuid.UUID
+    created_at: datetime
+    user_id: uuid.UUID
+    kind: str
+    title_vi: str
+    body_vi: str
+    title_en: str | None
+    body_en: str | None
+    data: dict[str, Any]
+    read_at: datetime | None = None
+
+
+def notification_view(row: NotificationRow) -> Notification:
     return Notification(
         id=str(row.id),
         kind=row.kind,

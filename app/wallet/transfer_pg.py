@@ -40,7 +40,7 @@ from app.core.idempotency import (
 )
 from app.core.security import Caller
 from app.identity.inbox import deliver_committed
-from app.identity.inbox_models import InboxNotification
+from app.identity.inbox_schemas import CommittedNotification
 from app.identity.phone import try_normalize_phone
 from app.wallet.errors import LedgerError
 from app.wallet.ledger import refusal_error
@@ -113,7 +113,7 @@ async def transfer(db: Database, request: TransferRequest) -> StoredResponse:
 
 async def _transfer(
     db: Database, connection: Any, request: TransferRequest, key: str
-) -> tuple[StoredResponse, InboxNotification | None, bool]:
+) -> tuple[StoredResponse, CommittedNotification | None, bool]:
     payer = request.caller.user_id
     note_raw_call()
     row = await connection.fetchrow(
@@ -191,7 +191,7 @@ async def _transfer(
         replay = claimed_replay(request.fingerprint, outcome == "replay", (fingerprint, status_code, body))
         assert replay is not None
         return replay, None, False
-    row_notice = InboxNotification(
+    row_notice = CommittedNotification(
         id=notice_id,
         created_at=posted_at,
         user_id=recipient,
