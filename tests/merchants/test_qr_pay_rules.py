@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 
@@ -164,3 +165,23 @@ async def test_a_payment_writes_payment_order_event_and_outbox_message(world: Wo
     assert [(m.key, m.payload, m.status, m.attempts) for m in messages] == [
         (f"{hooked.id}:0", {"event_id": str(hooked.id)}, "pending", 0)
     ]
+
+
+async def test_two_payers_scanning_one_order_at_once_pay_it_once(world: World) -> None:
+    merchant_id, owner = await world.merchant("Chè Bột Lọc Bà Đào", "3300105555")
+    order = await world.post(
+        f"/api/v1/merchants/{merchant_id}/orders",
+        {"amount": 42_000},
+        world.staff(owner, merchant_id, "merchant_owner"),
+    )
+    payers = [await make_user(world.app) for _ in range(4)]
+    for payer in payers:
+        await world.fund(payer.user_id, 100_000)
+    results = await asyncio.gather(*(world.pay(p, order.json()["qr_payload"]) for p in payers))
+    assert sorted(r.status_code for r in results) == [201, 409, 409, 409], [r.text for r in results]
+    assert all(r.json()["code"] == "order_not_payable" for r in results if r.status_code == 409)
+    assert await _payments(world, merchant_id) == 1
+    balances = [
+        (await world.http.get("/api/v1/me/wallet", headers=p.headers)).json()["balance"] for p in payers
+    ]
+    assert sorted(balances) == [58_000, 100_000, 100_000, 100_000]
