@@ -11,8 +11,8 @@ trips of prepared statements on a driver connection (:meth:`app.core.db.Database
    locks it only then), the static QR's store by code, and the payer's facts (:func:`payer_sql`);
 3. ``wallet_pay`` through :func:`app.wallet.payer_pg.pay_on_driver`: the usage upsert and the posting;
 4. one statement writing the rest: the payment, the order marked paid, the webhook event, its outbox
-   message when the merchant has an endpoint (the row :func:`app.core.outbox.enqueue` writes) and the
-   idempotency row;
+   message when the merchant has an endpoint (:func:`app.core.outbox.keyed_rows`, the row ``enqueue``
+   writes, woken after the commit) and the idempotency row;
 5. ``COMMIT``.
 
 Every decision is taken in Python by the functions the ORM path uses, in its order: the QR's text (CRC,
@@ -41,7 +41,7 @@ from app.core.idempotency import (
     key_in_flight,
     lock_id,
 )
-from app.core.outbox import wake_dispatchers
+from app.core.outbox import keyed_rows, wake_dispatchers
 from app.core.security import Caller
 from app.core.settings import Settings
 from app.merchants import vietqr
@@ -102,11 +102,16 @@ WITH payment AS (
     INSERT INTO outbox_messages
            (id, created_at, topic, key, payload, status, available_at, attempts, round_attempts,
             requeue_count)
-    SELECT $16, $12, $17, $18, $19::jsonb, 'pending', $12, 0, 0, 0 WHERE $20
+    SELECT t.id, t.created_at, t.topic, t.key, t.payload::jsonb, t.status, t.available_at, t.attempts,
+           t.round_attempts, t.requeue_count
+      FROM unnest($16::uuid[], $17::timestamptz[], $18::text[], $19::text[], $20::text[], $21::text[],
+                  $22::timestamptz[], $23::int[], $24::int[], $25::int[])
+           AS t(id, created_at, topic, key, payload, status, available_at, attempts, round_attempts,
+                requeue_count)
     ON CONFLICT (topic, key) DO NOTHING
 )
 INSERT INTO idempotency_keys (scope, key, fingerprint, status_code, body, created_at)
-VALUES ($21, $22, $23, 201, $24, $12)
+VALUES ($26, $27, $28, 201, $29, $12)
 """
 
 
@@ -258,6 +263,11 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
         "payment.succeeded", event_data(view, order.external_ref if order is not None else None)
     )
     body = encode_body(201, view)
+    messages = (
+        keyed_rows(WEBHOOK_TOPIC, [({"event_id": str(event.id)}, webhook_message_key(event.id))])
+        if webhook_url
+        else []
+    )
     note_raw_call()
     await connection.execute(
         _RECORD_AND_KEEP,
@@ -276,14 +286,32 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
         "payment.succeeded",
         msgspec.json.encode(event.body).decode(),
         "pending" if webhook_url else "no_endpoint",
-        new_id(),
-        WEBHOOK_TOPIC,
-        webhook_message_key(event.id),
-        msgspec.json.encode({"event_id": str(event.id)}).decode(),
-        bool(webhook_url),
+        *_columns(messages),
         request.scope,
         key,
         request.fingerprint,
         body,
     )
-    return QrPaid(StoredResponse(201, body), merchant_id, event.body), bool(webhook_url)
+    return QrPaid(StoredResponse(201, body), merchant_id, event.body), bool(messages)
+
+
+_MESSAGE_COLUMNS = (
+    "id",
+    "created_at",
+    "topic",
+    "key",
+    "payload",
+    "status",
+    "available_at",
+    "attempts",
+    "round_attempts",
+    "requeue_count",
+)
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """``rows`` as one array per column, for ``unnest``; the JSON payload as text."""
+    return [
+        [msgspec.json.encode(row[name]).decode() if name == "payload" else row[name] for row in rows]
+        for name in _MESSAGE_COLUMNS
+    ]
