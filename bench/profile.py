@@ -1,6 +1,8 @@
-"""Where the time of ONE request goes: a transfer and a one-tap payment driven in-process, one at a time.
+"""Where the time of ONE request goes: a transfer, a one-tap payment and a QR payment to a merchant (its
+store's static QR, a typed amount) driven in-process, one at a time.
 
-    PYTHONPATH=. .venv/bin/python -m bench.profile [--requests 200] [--cprofile transfer|one_tap] [--sqlite]
+    PYTHONPATH=. .venv/bin/python -m bench.profile [--requests 200] [--cprofile transfer|one_tap|qr]
+        [--sqlite]
 
 The app (``create_app``, lifespan started, Redis as configured by ``REDIS_URL``) runs in this process on a
 fresh migrated PostgreSQL database (or a SQLite file with ``--sqlite``); requests go through
@@ -108,7 +110,39 @@ async def _seed(app: Any, users: int, bills: int) -> dict[str, Any]:
                 session.add(bill)
                 await session.flush()
                 groups[n].append(str(bill.id))
-    return {"people": people, "groups": groups}
+    return {"people": people, "groups": groups, "qr": await _seed_merchant(app, people[1])}
+
+
+async def _seed_merchant(app: Any, owner: Any) -> str:
+    """One approved merchant owned by ``owner``; the static QR of its store."""
+    from app.core.db import new_id
+    from app.core.security import Caller
+    from app.merchants import service as merchants
+    from app.merchants.models import MerchantStore
+    from app.merchants.schemas import MerchantIn, StoreIn
+
+    db, settings = app.state.db, app.state.settings
+    async with db.transaction() as session:
+        created = await merchants.register_merchant(
+            session,
+            Caller(user_id=owner.user_id, session_id=new_id(), roles=frozenset({"citizen"})),
+            MerchantIn(
+                name="Quán thử",
+                tax_code="3300000001",
+                mcc="5812",
+                settlement_bank_bin="970436",
+                settlement_account_number="0041000000001",
+                settlement_account_name="BENCH",
+                stores=[StoreIn(code="QUAY-1", name="Quầy", address="Huế")],
+            ),
+            settings,
+        )
+        admin = Caller(user_id=owner.user_id, session_id=new_id(), roles=frozenset({"admin"}))
+        await merchants.decide(session, admin, created.id, "approve", "", None)
+        merchant = await merchants.get_merchant(session, created.id)
+        store = await session.get(MerchantStore, created.stores[0].id)
+        assert store is not None
+        return merchants.store_qr_payload(merchant, store, settings)
 
 
 async def _drive(
@@ -127,6 +161,12 @@ async def _drive(
                 r = await http.post(
                     "/api/v1/me/wallet/transfers",
                     json={"phone": receiver.phone, "amount": 1000 + i, "pin": PIN},
+                    headers=h,
+                )
+            elif scenario == "qr":
+                r = await http.post(
+                    "/api/v1/qr/payments",
+                    json={"payload": seeded["qr"], "amount": 1000 + i, "pin": PIN},
                     headers=h,
                 )
             else:
@@ -219,7 +259,7 @@ async def _main(url: str, requests: int, profile: str | None, clients: int = 0) 
         if clients:
             await _concurrent(app, seeded, clients, 8.0)
             return
-        for scenario in ("transfer", "one_tap"):
+        for scenario in ("transfer", "one_tap", "qr"):
             if profile and scenario != profile:
                 continue
             if profile and os.environ.get("PYINSTRUMENT"):
@@ -252,7 +292,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--cprofile", choices=["transfer", "one_tap"])
+    parser.add_argument("--cprofile", choices=["transfer", "one_tap", "qr"])
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--concurrent", type=int, default=0, help="N clients at once (transfers), no profile")
     args = parser.parse_args()

@@ -35,7 +35,7 @@ from app.core.security import Caller, require_duty, require_roles
 from app.core.settings import Settings
 from app.identity.errors import PIN_INVALID, PIN_LOCKED, PIN_NOT_SET
 from app.identity.inbox import pubsub_of
-from app.merchants import service, settlement, vietqr, webhooks
+from app.merchants import pay_pg, service, settlement, vietqr, webhooks
 from app.merchants.errors import (
     API_KEY_INVALID,
     MERCHANT_NOT_ACCEPTING,
@@ -225,6 +225,23 @@ class QrPaymentController(Controller):
         typed `amount`; a dynamic QR's amount is fixed and its order can be paid once, before it expires.
         Needs identity level 2 and an `Idempotency-Key`. The merchant sees it at once (stream and webhook)."""
         fingerprint = request_fingerprint(request.method, request.url.path, data, exclude=("pin",))
+        if not db.is_sqlite:
+            done = await pay_pg.pay(
+                db,
+                pay_pg.QrPayRequest(
+                    caller=caller,
+                    key=idempotency_key,
+                    scope=scope_of(caller),
+                    fingerprint=fingerprint,
+                    payload=data.payload,
+                    amount=data.amount,
+                    pin=data.pin,
+                    settings=settings,
+                ),
+            )
+            if done.merchant_id is not None and done.event is not None:
+                await _publish(request, done.merchant_id, done.event)
+            return done.stored.to_response()
         paid: service.Paid | None = None
         async with idempotent(
             db, scope=scope_of(caller), key=idempotency_key, fingerprint=fingerprint

@@ -22,7 +22,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import func, select, update
@@ -89,12 +89,19 @@ __all__ = [
     "MCC_LABELS",
     "PAY_CATEGORY",
     "WEBHOOK_TOPIC",
+    "OrderFacts",
+    "Payee",
+    "QrCharge",
+    "WebhookEvent",
     "add_cashier",
     "add_store",
     "business_type_of",
+    "charged_amount",
+    "check_order",
     "create_api_key",
     "create_order",
     "decide",
+    "event_data",
     "fee_of",
     "find_api_key",
     "find_merchants",
@@ -102,13 +109,20 @@ __all__ = [
     "get_qr_payment",
     "list_merchants_by_status",
     "merchant_view",
+    "new_payment_reference",
+    "new_webhook_event",
     "order_view",
     "pay_by_qr",
     "payment_view",
     "preview_qr",
+    "qr_charge",
+    "read_qr",
     "refund_merchant_payment",
     "register_merchant",
+    "require_accepting",
+    "require_dynamic_fields",
     "store_qr_payload",
+    "webhook_message_key",
 ]
 
 PAY_CATEGORY = "merchant_qr"
@@ -197,9 +211,18 @@ def store_view(store: MerchantStore) -> StoreOut:
     return StoreOut(id=store.id, code=store.code, name=store.name, address=store.address, active=store.active)
 
 
+class Payee(Protocol):
+    """The merchant as a payment's view names it (a :class:`Merchant`, or what the PostgreSQL path read)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def name(self) -> str: ...
+
+
 def payment_view(
     payment: MerchantPayment,
-    merchant: Merchant,
+    merchant: Payee,
     *,
     order_reference: str | None = None,
     payer: str | None = None,
@@ -477,9 +500,10 @@ def order_payload(
     )
 
 
-def _require_approved(merchant: Merchant) -> None:
-    if merchant.status != "approved":
-        raise MERCHANT_NOT_ACCEPTING(status=merchant.status)
+def require_accepting(status: str) -> None:
+    """Only an approved merchant takes orders and payments (pending, rejected and suspended ones do not)."""
+    if status != "approved":
+        raise MERCHANT_NOT_ACCEPTING(status=status)
 
 
 async def create_order(
@@ -493,7 +517,7 @@ async def create_order(
     settings: Settings,
 ) -> OrderOut:
     """An order payable by a dynamic QR until ``now + merchant_order_ttl_seconds``."""
-    _require_approved(merchant)
+    require_accepting(merchant.status)
     store = None
     if store_id is not None:
         store = await session.get(MerchantStore, store_id)
@@ -534,31 +558,63 @@ class Resolved:
     qr: vietqr.VietQr
 
 
-async def _resolve(session: AsyncSession, payload: str, settings: Settings, *, lock: bool) -> Resolved:
+def read_qr(payload: str, settings: Settings) -> vietqr.VietQr:
+    """The scanned text as a VietQR of our acquirer: read strictly (a wrong CRC or length is ``qr_invalid``)
+    before anything is looked up, so a mistyped or foreign code never reaches the database's rules."""
     try:
         qr = vietqr.parse(payload)
     except vietqr.QrInvalidError as exc:
         raise QR_INVALID(None, str(exc), reason=exc.reason) from exc
     if qr.bank_bin != settings.vietqr_acquirer_bin:
         raise QR_UNKNOWN_MERCHANT()
+    return qr
+
+
+def require_dynamic_fields(qr: vietqr.VietQr) -> None:
+    """A dynamic QR names its order by reference and fixes its amount; without both it pays nothing."""
+    if not qr.reference or qr.amount is None:
+        raise QR_INVALID(None, "a dynamic QR needs an amount and a reference", reason="not_vietqr")
+
+
+class OrderFacts(Protocol):
+    """What deciding whether an order can be paid needs (a :class:`MerchantOrder`, or the row the
+    PostgreSQL path read)."""
+
+    @property
+    def merchant_id(self) -> uuid.UUID: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime: ...
+
+
+def check_order(order: OrderFacts | None, merchant_id: uuid.UUID, qr: vietqr.VietQr) -> None:
+    """The dynamic QR's order (read, locked, by its reference) is this merchant's, for the QR's amount,
+    open and not expired; an order of another merchant is as unknown as a missing one."""
+    if order is None or order.merchant_id != merchant_id:
+        raise ORDER_NOT_FOUND()
+    if order.amount != qr.amount:
+        raise QR_INVALID(None, "the QR's amount is not the order's", reason="amount_mismatch")
+    if order.status != "open":
+        raise ORDER_NOT_PAYABLE(status=order.status)
+    if order.expires_at <= utcnow():
+        raise ORDER_EXPIRED(expires_at=order.expires_at.isoformat())
+
+
+async def _resolve(session: AsyncSession, payload: str, settings: Settings, *, lock: bool) -> Resolved:
+    qr = read_qr(payload, settings)
     merchant = await session.scalar(select(Merchant).where(Merchant.account_number == qr.account))
     if merchant is None:
         raise QR_UNKNOWN_MERCHANT()
-    _require_approved(merchant)
+    require_accepting(merchant.status)
     order = None
     if qr.dynamic:
-        if not qr.reference or qr.amount is None:
-            raise QR_INVALID(None, "a dynamic QR needs an amount and a reference", reason="not_vietqr")
+        require_dynamic_fields(qr)
         statement = select(MerchantOrder).where(MerchantOrder.reference == qr.reference)
         order = await session.scalar(statement.with_for_update() if lock else statement)
-        if order is None or order.merchant_id != merchant.id:
-            raise ORDER_NOT_FOUND()
-        if order.amount != qr.amount:
-            raise QR_INVALID(None, "the QR's amount is not the order's", reason="amount_mismatch")
-        if order.status != "open":
-            raise ORDER_NOT_PAYABLE(status=order.status)
-        if order.expires_at <= utcnow():
-            raise ORDER_EXPIRED(expires_at=order.expires_at.isoformat())
+        check_order(order, merchant.id, qr)
     store = None
     if order is not None and order.store_id is not None:
         store = await session.get(MerchantStore, order.store_id)
@@ -599,27 +655,76 @@ class Paid:
     event: dict[str, Any]
 
 
+def charged_amount(order_amount: int | None, amount: int | None) -> int:
+    """What the payer pays: a dynamic QR's order fixes it (a typed amount must agree); a static QR has
+    none, so the payer must type it."""
+    if order_amount is not None:
+        if amount is not None and amount != order_amount:
+            raise QR_INVALID(None, "the amount is fixed by the QR", reason="amount_mismatch")
+        return order_amount
+    if amount is None:
+        raise QR_AMOUNT_REQUIRED()
+    return amount
+
+
+@dataclass(frozen=True, slots=True)
+class QrCharge:
+    """The journal entry of a QR payment, as :func:`app.wallet.service.pay_from_wallet` takes it."""
+
+    fee: int
+    credits: list[tuple[uuid.UUID, int]]
+    description: str
+    metadata: dict[str, Any]
+
+
+def qr_charge(
+    *,
+    payment_id: uuid.UUID,
+    merchant_id: uuid.UUID,
+    merchant_name: str,
+    payable_account_id: uuid.UUID,
+    mdr_bps: int,
+    amount: int,
+) -> QrCharge:
+    """Split ``amount`` between the merchant's payable (net) and fee revenue (the MDR); a zero leg is left
+    out because the ledger refuses empty postings."""
+    fee = fee_of(amount, mdr_bps)
+    credits = []
+    if amount - fee > 0:
+        credits.append((payable_account_id, amount - fee))
+    if fee > 0:
+        credits.append((ledger.system_account(AccountType.FEE_REVENUE), fee))
+    return QrCharge(
+        fee=fee,
+        credits=credits,
+        description=vietqr.ascii_text(merchant_name, 100) or "QR",
+        metadata={"payment_id": str(payment_id), "merchant_id": str(merchant_id), "fee": fee},
+    )
+
+
+def new_payment_reference() -> str:
+    return _reference("MP", 10)
+
+
 async def pay_by_qr(
     session: AsyncSession, caller: Caller, *, payload: str, amount: int | None, pin: str, settings: Settings
 ) -> Paid:
     """Pay the merchant of ``payload`` from the caller's wallet in ``session``'s transaction (see the module
-    docstring). A dynamic QR's order is locked, so it is paid at most once."""
+    docstring). A dynamic QR's order is locked, so it is paid at most once. PostgreSQL takes the same rules
+    through the driver: ``app/merchants/pay_pg.py``."""
     found = await _resolve(session, payload, settings, lock=True)
     merchant, order = found.merchant, found.order
-    if order is not None:
-        if amount is not None and amount != order.amount:
-            raise QR_INVALID(None, "the amount is fixed by the QR", reason="amount_mismatch")
-        amount = order.amount
-    elif amount is None:
-        raise QR_AMOUNT_REQUIRED()
-    fee = fee_of(amount, merchant.mdr_bps)
-    credits = []
-    if amount - fee > 0:
-        credits.append((merchant.payable_account_id, amount - fee))
-    if fee > 0:
-        credits.append((ledger.system_account(AccountType.FEE_REVENUE), fee))
+    amount = charged_amount(order.amount if order is not None else None, amount)
     payment_id = new_id()
-    reference = _reference("MP", 10)
+    reference = new_payment_reference()
+    charge = qr_charge(
+        payment_id=payment_id,
+        merchant_id=merchant.id,
+        merchant_name=merchant.name,
+        payable_account_id=merchant.payable_account_id,
+        mdr_bps=merchant.mdr_bps,
+        amount=amount,
+    )
     posted = await wallet.pay_from_wallet(
         session,
         payer_id=caller.user_id,
@@ -627,11 +732,11 @@ async def pay_by_qr(
         pin=pin,
         category=PAY_CATEGORY,
         limit_exempt=False,
-        credits=credits,
+        credits=charge.credits,
         kind="merchant_payment",
         reference=reference,
-        description=vietqr.ascii_text(merchant.name, 100) or "QR",
-        metadata={"payment_id": str(payment_id), "merchant_id": str(merchant.id), "fee": fee},
+        description=charge.description,
+        metadata=charge.metadata,
     )
     payment = MerchantPayment(
         id=payment_id,
@@ -642,7 +747,7 @@ async def pay_by_qr(
         payer_id=caller.user_id,
         reference=reference,
         amount=amount,
-        fee=fee,
+        fee=charge.fee,
         refunded=0,
         status="paid",
         entry_id=posted.entry_id,
@@ -654,37 +759,59 @@ async def pay_by_qr(
         order.payment_id = payment_id
         order.paid_at = posted.created_at
     view = payment_view(payment, merchant, order_reference=order.reference if order else None)
-    event = await _webhook_event(session, merchant, "payment.succeeded", _event_data(view, order))
+    event = await _webhook_event(
+        session, merchant, "payment.succeeded", event_data(view, order.external_ref if order else None)
+    )
     return Paid(view, merchant.id, event)
 
 
-def _event_data(view: PaymentOut, order: MerchantOrder | None) -> dict[str, Any]:
+def event_data(view: PaymentOut, external_ref: str | None) -> dict[str, Any]:
+    """A payment as its webhook event tells it, with the merchant's own order number when it gave one."""
     data: dict[str, Any] = msgspec.to_builtins(view)
-    if order is not None and order.external_ref:
-        data["external_ref"] = order.external_ref
+    if external_ref:
+        data["external_ref"] = external_ref
     return data
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    id: uuid.UUID
+    created_at: datetime
+    body: dict[str, Any]
+    """What the merchant's server receives (signed) and the real-time stream shows."""
+
+
+def new_webhook_event(kind: str, data: dict[str, Any]) -> WebhookEvent:
+    event_id = new_id()
+    now = utcnow()
+    return WebhookEvent(
+        event_id, now, {"id": str(event_id), "type": kind, "created": int(now.timestamp()), "data": data}
+    )
+
+
+def webhook_message_key(event_id: uuid.UUID) -> str:
+    """The outbox key of an event's first delivery (a resend is a later round)."""
+    return f"{event_id}:0"
 
 
 async def _webhook_event(
     session: AsyncSession, merchant: Merchant, kind: str, data: dict[str, Any]
 ) -> dict[str, Any]:
     """Record the event and, when the merchant has an endpoint, enqueue its signed delivery (outbox)."""
-    event_id = new_id()
-    now = utcnow()
-    body = {"id": str(event_id), "type": kind, "created": int(now.timestamp()), "data": data}
+    event = new_webhook_event(kind, data)
     session.add(
         MerchantWebhookEvent(
-            id=event_id,
-            created_at=now,
+            id=event.id,
+            created_at=event.created_at,
             merchant_id=merchant.id,
             type=kind,
-            payload=body,
+            payload=event.body,
             status="pending" if merchant.webhook_url else "no_endpoint",
         )
     )
     if merchant.webhook_url:
-        await enqueue(session, WEBHOOK_TOPIC, {"event_id": str(event_id)}, key=f"{event_id}:0")
-    return body
+        await enqueue(session, WEBHOOK_TOPIC, {"event_id": str(event.id)}, key=webhook_message_key(event.id))
+    return event.body
 
 
 # --- reading payments -------------------------------------------------------------------------------------
