@@ -3,15 +3,14 @@ payers to 64 merchants (spread) vs ../shared/bench/hot.sql (pgbench), in the sam
 
     PYTHONPATH=. .venv/bin/python -m bench.merchant_qr [--clients 64] [--seconds 8]
 
-The app (``hue serve``, granian, one process, no in-process worker, rate limits lifted) runs on a fresh
-migrated database seeded with N verified citizens (PIN, session, funded wallet) and N approved merchants
-with a store each; each client ``POST /api/v1/qr/payments`` the static QR of its merchant (hot: all the
-same one; spread: its own) with a typed amount, the PIN and a fresh Idempotency-Key. Every payment credits
-the merchant's payable AND fee revenue (both receive-only, never locked by the ledger). Reported:
-payments/s, p50/p99, refusals, the server's CPU ms per payment (from /proc), and the ratios hot/spread
-(goal >= 0.8) and hot/hot.sql (goal > 1). At the end the books are checked (every entry balanced, one
-entry per payment).
-"""
+The app (``hue serve``, granian, two API processes on Redis stores, no in-process worker, rate limits
+lifted) runs on a fresh migrated database seeded with N verified citizens (PIN, session, funded wallet) and
+N approved merchants with a store each; each client ``POST /api/v1/qr/payments`` the static QR of its
+merchant (hot: all the same one; spread: its own) with a typed amount, the PIN and a fresh Idempotency-Key.
+Every payment credits the merchant's payable AND fee revenue (both receive-only, never locked by the
+ledger). Reported: payments/s, p50/p99, refusals, the server's CPU ms per payment (from /proc), and the
+ratios hot/spread (goal >= 0.8) and hot/hot.sql (goal > 1). At the end the books are checked (every entry
+balanced, one entry per payment)."""
 
 from __future__ import annotations
 
