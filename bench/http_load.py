@@ -133,17 +133,6 @@ async def _get(port: int, path: str) -> None:
     writer.close()
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    body = await reader.readexactly(length) if length else b""
-    return status, body
-
-
 async def load(
     port: int,
     people: dict[str, Any],
@@ -153,6 +142,7 @@ async def load(
     warmup: float,
     server_pid: int | None = None,
 ) -> dict[str, float]:
+    from bench.http_client import read_response
     from bench.measure import statements, tree_cpu_seconds
 
     latencies: list[float] = []
@@ -177,7 +167,7 @@ async def load(
             )
             started = time.perf_counter()
             writer.write(request)
-            status, answer = await _read_response(reader)
+            status, answer = await read_response(reader)
             if state["measuring"]:
                 if status == 201:
                     latencies.append(time.perf_counter() - started)

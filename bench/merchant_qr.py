@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 from sqlalchemy import select
 
 from app.core.db import Database, new_id
@@ -41,6 +42,7 @@ from app.merchants.schemas import MerchantIn, StoreIn
 from app.wallet import ledger
 from app.wallet import service as wallet_service
 from app.wallet.ledger import AccountType, Entry, credit, debit
+from bench.http_client import Keepalive
 from bench.one_tap import _free_port, _serve
 from bench.payers import seed_payer
 from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
@@ -145,25 +147,26 @@ async def _load(
     refused: dict[int, int] = {}
     deadline = time.perf_counter() + seconds
     clients = len(tokens)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
 
-        async def client(n: int) -> None:
-            headers = {"Authorization": f"Bearer {tokens[n]}"}
-            body = {"payload": payloads[0 if hot else n], "amount": AMOUNT, "pin": PIN}
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                response = await http.post(
-                    "/api/v1/qr/payments", json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
-                )
-                if response.status_code == 201:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    refused[response.status_code] = refused.get(response.status_code, 0) + 1
+    async def client(n: int) -> None:
+        connection = await Keepalive.open(host, int(port))
+        auth = f"Bearer {tokens[n]}"
+        body = msgspec.json.encode({"payload": payloads[0 if hot else n], "amount": AMOUNT, "pin": PIN})
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            status, _answer = await connection.post_json(
+                "/api/v1/qr/payments", body, {"Authorization": auth, "Idempotency-Key": uuid.uuid4().hex}
+            )
+            if status == 201:
+                latencies.append(time.perf_counter() - started)
+            else:
+                refused[status] = refused.get(status, 0) + 1
+        connection.close()
 
-        began = time.perf_counter()
-        await asyncio.gather(*(client(n) for n in range(clients)))
-        took = time.perf_counter() - began
+    began = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    took = time.perf_counter() - began
     latencies.sort()
 
     def p(q: float) -> float:

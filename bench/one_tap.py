@@ -44,6 +44,7 @@ from app.core.db import Database
 from app.core.migrate import upgrade
 from app.core.settings import load_settings
 from app.main import create_app
+from bench.http_client import Keepalive
 from bench.http_load import WORKERS
 from bench.measure import statements, tree_cpu_seconds
 from bench.payers import seed_payer
@@ -168,30 +169,30 @@ async def _load(base: str, seeded: Seeded, clients: int, seconds: float) -> dict
     latencies: list[float] = []
     refused: dict[int, int] = {}
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    host, port = base.removeprefix("http://").rsplit(":", 1)
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+    async def client(n: int) -> None:
+        connection = await Keepalive.open(host, int(port))
+        auth = f"Bearer {seeded.tokens[n % len(seeded.tokens)]}"
+        while time.perf_counter() < deadline:
+            group = next(groups, None)
+            if group is None:
+                break
+            body = msgspec.json.encode({"items": [{"bill_id": bill} for bill in group], "pin": PIN})
+            started = time.perf_counter()
+            status, _answer = await connection.post_json(
+                "/api/v1/payments", body, {"Authorization": auth, "Idempotency-Key": uuid.uuid4().hex}
+            )
+            elapsed = time.perf_counter() - started
+            if status == 201:
+                latencies.append(elapsed)
+            else:
+                refused[status] = refused.get(status, 0) + 1
+        connection.close()
 
-        async def client(n: int) -> None:
-            headers = {"Authorization": f"Bearer {seeded.tokens[n % len(seeded.tokens)]}"}
-            while time.perf_counter() < deadline:
-                group = next(groups, None)
-                if group is None:
-                    return
-                body = {"items": [{"bill_id": bill} for bill in group], "pin": PIN}
-                started = time.perf_counter()
-                response = await http.post(
-                    "/api/v1/payments", json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}
-                )
-                elapsed = time.perf_counter() - started
-                if response.status_code == 201:
-                    latencies.append(elapsed)
-                else:
-                    refused[response.status_code] = refused.get(response.status_code, 0) + 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(client(n) for n in range(clients)))
-        took = time.perf_counter() - began
+    began = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    took = time.perf_counter() - began
     latencies.sort()
 
     def p(q: float) -> float:
