@@ -1,25 +1,24 @@
 """Paying a merchant by QR on PostgreSQL, driven through asyncpg: the rules of
-:func:`app.merchants.service.pay_by_qr`, without the ORM.
+:func:`app.merchants.service.pay_by_qr`, without the ORM, in two round trips.
 
 Why a second path: through SQLAlchemy's session a QR payment cost ~9 ms of server CPU for a dozen
-statements, the same ceiling the wallet transfer had (``app/wallet/transfer_pg.py``). Here it is five round
-trips of prepared statements on a driver connection (:meth:`app.core.db.Database.driver`):
+statements, the same ceiling the wallet transfer had (``app/wallet/transfer_pg.py``). Here, on a driver
+connection (:meth:`app.core.db.Database.driver`), outside any transaction:
 
-1. ``BEGIN``;
-2. one read: the idempotency claim (``idempotency_claim``), the merchant by its account number, the dynamic
-   QR's order locked ``FOR UPDATE`` (only once the key is claimed and the merchant approved, as the ORM path
-   locks it only then), the static QR's store by code, and the payer's facts (:func:`payer_sql`);
-3. ``wallet_pay`` through :func:`app.wallet.payer_pg.pay_on_driver`: the usage upsert and the posting;
-4. one statement writing the rest: the payment, the order marked paid, the webhook event, its outbox
-   message when the merchant has an endpoint (:func:`app.core.outbox.keyed_rows`, the row ``enqueue``
-   writes, woken after the commit) and the idempotency row;
-5. ``COMMIT``.
+1. one read: the answer already stored under the Idempotency-Key (if any), the merchant by its account
+   number, the dynamic QR's order, the static QR's store by code, and the payer's facts (:func:`payer_sql`);
+2. Python decides, with the functions the ORM path uses and in its order: the QR's text (CRC, format,
+   acquirer BIN; a bad QR is answered after a stored answer, as the ORM path reads it inside the claimed
+   transaction), the merchant, the order, the store, the amount, then the wallet's rules (PIN included);
+3. one call of ``merchant_pay`` (migration ``0018_money_calls``), its own transaction: the key's advisory
+   lock and a second look for a stored answer, the order locked and still open, the usage and the posting
+   with its limits and balance (a refusal raises and rolls everything back), the payment, the order marked
+   paid, the webhook event, its outbox message when the merchant has an endpoint
+   (:func:`app.core.outbox.keyed_rows`, the row ``enqueue`` writes, woken after the call) and the
+   idempotency row.
 
-Every decision is taken in Python by the functions the ORM path uses, in its order: the QR's text (CRC,
-format, acquirer BIN; a bad QR is still answered after the key's claim, as the ORM path reads it inside
-the claimed transaction), the merchant, the order, the store, the amount, then the wallet's rules. So both
-paths give the same answers, byte for byte on a replay; the HTTP tests run them on SQLite (ORM) and
-PostgreSQL (this one).
+So both paths give the same answers, byte for byte on a replay; the HTTP tests run them on SQLite (ORM)
+and PostgreSQL (this one).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from asyncpg.exceptions import PostgresError
 
 from app.core.db import Database, new_id, note_raw_call
 from app.core.errors import AppError
@@ -45,7 +45,7 @@ from app.core.outbox import keyed_rows, wake_dispatchers
 from app.core.security import Caller
 from app.core.settings import Settings
 from app.merchants import vietqr
-from app.merchants.errors import QR_UNKNOWN_MERCHANT, STORE_NOT_FOUND
+from app.merchants.errors import ORDER_NOT_PAYABLE, QR_UNKNOWN_MERCHANT, STORE_NOT_FOUND
 from app.merchants.models import MerchantPayment
 from app.merchants.service import (
     PAY_CATEGORY,
@@ -62,57 +62,41 @@ from app.merchants.service import (
     require_dynamic_fields,
     webhook_message_key,
 )
-from app.wallet.payer_pg import pay_on_driver, payer_of, payer_sql
+from app.wallet.payer_pg import (
+    POSTED_AT,
+    authorize_on_driver,
+    capped_pay_args,
+    capped_refusal,
+    payer_of,
+    payer_sql,
+)
 from app.wallet.service import wallet_key
 
 __all__ = ["QrPaid", "QrPayRequest", "pay"]
 
-_PAYER = payer_sql(payer=4, wallet_key=8, session=9)
-_PAYER_START = 20
+_PAYER = payer_sql(payer=3, wallet_key=7, session=8)
+_PAYER_START = 19
 _CONTEXT = f"""
-SELECT c.claimed, c.fingerprint, c.status_code, c.body,
+SELECT k.fingerprint, k.status_code, k.body,
        m.id, m.name, m.status, m.mdr_bps, m.payable_account_id, m.webhook_url,
        o.id, o.merchant_id, o.amount, o.status, o.expires_at, o.store_id, o.reference, o.external_ref,
        s.id, s.active,
        {_PAYER.columns}
-  FROM idempotency_claim($1, $2, $3) AS c
-  LEFT JOIN merchants m ON m.account_number = $5
-  LEFT JOIN LATERAL (
-        SELECT o.id, o.merchant_id, o.amount, o.status, o.expires_at, o.store_id, o.reference, o.external_ref
-          FROM merchant_orders o
-         WHERE o.reference = $6 AND c.claimed AND c.fingerprint IS NULL AND m.status = 'approved'
-           FOR UPDATE
-  ) AS o ON true
-  LEFT JOIN merchant_stores s ON s.merchant_id = m.id AND s.code = $7{_PAYER.joins}
+  FROM (SELECT 1) AS one
+  LEFT JOIN idempotency_keys k ON k.scope = $1 AND k.key = $2
+  LEFT JOIN merchants m ON m.account_number = $4
+  LEFT JOIN merchant_orders o ON o.reference = $5
+  LEFT JOIN merchant_stores s ON s.merchant_id = m.id AND s.code = $6{_PAYER.joins}
 """  # noqa: S608 - only placeholder numbers are formatted in, never data
 
-_RECORD_AND_KEEP = """
-WITH payment AS (
-    INSERT INTO merchant_payments
-           (id, created_at, merchant_id, store_id, order_id, payer_id, reference, amount, fee, refunded,
-            status, entry_id, paid_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 'paid', $10, $2)
-), paid_order AS (
-    UPDATE merchant_orders SET status = 'paid', payment_id = $1, paid_at = $2 WHERE id = $5
-), event AS (
-    INSERT INTO merchant_webhook_events
-           (id, created_at, merchant_id, type, payload, status, attempts, resends)
-    VALUES ($11, $12, $3, $13, $14::jsonb, $15, 0, 0)
-), message AS (
-    INSERT INTO outbox_messages
-           (id, created_at, topic, key, payload, status, available_at, attempts, round_attempts,
-            requeue_count)
-    SELECT t.id, t.created_at, t.topic, t.key, t.payload::jsonb, t.status, t.available_at, t.attempts,
-           t.round_attempts, t.requeue_count
-      FROM unnest($16::uuid[], $17::timestamptz[], $18::text[], $19::text[], $20::text[], $21::text[],
-                  $22::timestamptz[], $23::int[], $24::int[], $25::int[])
-           AS t(id, created_at, topic, key, payload, status, available_at, attempts, round_attempts,
-                requeue_count)
-    ON CONFLICT (topic, key) DO NOTHING
+_PAY = (
+    "SELECT outcome, posted_at, status_code, fingerprint, body, event FROM merchant_pay("
+    "$1, $2, $3, $4, $5, $6::text[], $7::bigint[], $8, $9, $10, $11, $12, $13, $14::uuid[], $15::bigint[],"
+    " $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,"
+    " $27::uuid[], $28::timestamptz[], $29::text[], $30::text[], $31::text[], $32::text[],"
+    " $33::timestamptz[], $34::int[], $35::int[], $36::int[], $37)"
 )
-INSERT INTO idempotency_keys (scope, key, fingerprint, status_code, body, created_at)
-VALUES ($26, $27, $28, 201, $29, $12)
-"""
+_ORDER_TAKEN = "HU003"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +145,7 @@ async def pay(db: Database, request: QrPayRequest) -> QrPaid:
     in use or reused, else 201 with a ``PaymentOut``."""
     key = checked_key(request.scope, request.key)
     with key_in_flight(db, request.scope, key):
-        async with db.driver() as connection, connection.transaction():
+        async with db.driver() as connection:
             paid, enqueued = await _pay(db, connection, request, key)
     if enqueued:
         wake_dispatchers()
@@ -186,7 +170,6 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
         _CONTEXT,
         request.scope,
         key,
-        lock_id(request.scope, key),
         payer,
         scanned.account if scanned is not None else None,
         scanned.reference if scanned is not None and scanned.dynamic else None,
@@ -194,27 +177,27 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
         wallet_key(payer),
         request.caller.session_id,
     )
-    replay = claimed_replay(request.fingerprint, row[0], (row[1], row[2], row[3]))
+    replay = claimed_replay(request.fingerprint, True, (row[0], row[1], row[2]))
     if replay is not None:
         return QrPaid(replay), False
     if isinstance(qr, AppError):
         raise qr
-    merchant_id, merchant_name, merchant_status, mdr_bps, payable, webhook_url = row[4:10]
+    merchant_id, merchant_name, merchant_status, mdr_bps, payable, webhook_url = row[3:9]
     if merchant_id is None:
         raise QR_UNKNOWN_MERCHANT()
     require_accepting(merchant_status)
     order = None
     if qr.dynamic:
         require_dynamic_fields(qr)
-        order = None if row[10] is None else _Order(*row[10:18])
+        order = None if row[9] is None else _Order(*row[9:17])
         check_order(order, merchant_id, qr)
     store_id: uuid.UUID | None = None
     if order is not None and order.store_id is not None:
         store_id = order.store_id
     elif qr.store:
-        if row[18] is None or not row[19]:
+        if row[17] is None or not row[18]:
             raise STORE_NOT_FOUND()
-        store_id = row[18]
+        store_id = row[17]
     amount = charged_amount(order.amount if order is not None else None, request.amount)
     payment_id = new_id()
     reference = new_payment_reference()
@@ -226,10 +209,11 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
         mdr_bps=mdr_bps,
         amount=amount,
     )
-    posted = await pay_on_driver(
+    found = payer_of(row, _PAYER_START)
+    authorized = await authorize_on_driver(
         db,
         connection,
-        payer_of(row, _PAYER_START),
+        found,
         pin=request.pin,
         category=PAY_CATEGORY,
         limit_exempt=False,
@@ -241,7 +225,7 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
     )
     payment = MerchantPayment(
         id=payment_id,
-        created_at=posted.created_at,
+        created_at=POSTED_AT,
         merchant_id=merchant_id,
         store_id=store_id,
         order_id=order.id if order is not None else None,
@@ -251,8 +235,8 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
         fee=charge.fee,
         refunded=0,
         status="paid",
-        entry_id=posted.entry_id,
-        paid_at=posted.created_at,
+        entry_id=authorized.entry.entry_id,
+        paid_at=POSTED_AT,
     )
     view = payment_view(
         payment,
@@ -262,37 +246,47 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
     event = new_webhook_event(
         "payment.succeeded", event_data(view, order.external_ref if order is not None else None)
     )
-    body = encode_body(201, view)
     messages = (
         keyed_rows(WEBHOOK_TOPIC, [({"event_id": str(event.id)}, webhook_message_key(event.id))])
         if webhook_url
         else []
     )
     note_raw_call()
-    await connection.execute(
-        _RECORD_AND_KEEP,
-        payment_id,
-        posted.created_at,
-        merchant_id,
-        store_id,
-        payment.order_id,
-        payer,
-        reference,
-        amount,
-        charge.fee,
-        posted.entry_id,
-        event.id,
-        event.created_at,
-        "payment.succeeded",
-        msgspec.json.encode(event.body).decode(),
-        "pending" if webhook_url else "no_endpoint",
-        *_columns(messages),
-        request.scope,
-        key,
-        request.fingerprint,
-        body,
-    )
-    return QrPaid(StoredResponse(201, body), merchant_id, event.body), bool(messages)
+    try:
+        outcome, _posted_at, status_code, fingerprint, body, event_text = await connection.fetchrow(
+            _PAY,
+            request.scope,
+            key,
+            lock_id(request.scope, key),
+            request.fingerprint,
+            *capped_pay_args(found, authorized),
+            payment_id,
+            merchant_id,
+            store_id,
+            payment.order_id,
+            amount,
+            charge.fee,
+            event.id,
+            event.created_at,
+            "payment.succeeded",
+            msgspec.json.encode(event.body).decode(),
+            "pending" if webhook_url else "no_endpoint",
+            *_columns(messages),
+            encode_body(201, view).decode(),
+        )
+    except PostgresError as exc:
+        if exc.sqlstate == _ORDER_TAKEN:
+            raise ORDER_NOT_PAYABLE(status=getattr(exc, "detail", None) or "") from exc
+        refusal = await capped_refusal(exc, authorized)
+        if refusal is None:
+            raise
+        raise refusal from exc
+    if outcome != "ok":
+        replay = claimed_replay(request.fingerprint, outcome == "replay", (fingerprint, status_code, body))
+        assert replay is not None
+        return QrPaid(replay), False
+    stored = StoredResponse(201, bytes(body))
+    return QrPaid(stored, merchant_id, msgspec.json.decode(event_text)), bool(messages)
 
 
 _MESSAGE_COLUMNS = (

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -22,6 +22,7 @@ from app.core.db import Database, new_id, note_raw_call, utcnow
 from app.identity.pin import PinRecord, check_payment_pin
 from app.identity.runtime import runtime_of
 from app.wallet import limits
+from app.wallet.errors import LedgerError
 from app.wallet.funding import funding_source_required
 from app.wallet.ledger import credit, debit, refusal_error
 from app.wallet.ledger.base import Entry, Posted, Refusal, validate_entry
@@ -30,10 +31,13 @@ from app.wallet.service import required_level, wallet_not_found
 
 __all__ = [
     "PAYER_COLUMN_COUNT",
+    "POSTED_AT",
     "Authorized",
     "Payer",
     "PayerSql",
     "authorize_on_driver",
+    "capped_pay_args",
+    "capped_refusal",
     "pay_on_driver",
     "payer_of",
     "payer_sql",
@@ -211,3 +215,49 @@ async def pay_on_driver(
     if outcome != "ok":
         raise refusal_error(Refusal(outcome, account_id, available))
     return Posted(entry.entry_id, posted_at, account_id, available)
+
+
+POSTED_AT = datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+"""A stand-in for the posting's time, in JSON that a one-call money function completes (``json_at``,
+migration ``0018_money_calls``): only the call knows when it posted. msgspec writes it as
+``"0001-01-01T00:00:00.000001Z"``; a string value could only hold that text with its quotes escaped, so
+nothing else is replaced (but a value that is exactly that text, which no real one is)."""
+
+_LIMIT, _FUNDS = "HU001", "HU002"
+
+
+def capped_pay_args(payer: Payer, authorized: Authorized) -> list[Any]:
+    """The ``wallet_pay_capped`` part of a one-call money function's arguments (``p_user_id`` to
+    ``p_amounts`` but ``p_kind``): the buckets to count in, the caps that apply to them (Python decides
+    which, :meth:`app.wallet.limits.PaymentCount.caps`), the entry."""
+    entry, plan = authorized.entry, authorized.plan
+    buckets = sorted(plan.buckets)
+    ceilings, amount_cap = plan.caps(authorized.device_new)
+    return [
+        payer.user_id,
+        buckets,
+        [ceilings.get(bucket) for bucket in buckets],
+        amount_cap,
+        authorized.amount,
+        entry.entry_id,
+        entry.reference,
+        entry.description,
+        msgspec.json.encode(entry.metadata).decode(),
+        [p.account_id for p in entry.postings],
+        [p.amount for p in entry.postings],
+    ]
+
+
+async def capped_refusal(exc: Exception, authorized: Authorized) -> Exception | None:
+    """The refusal a one-call money function raised (``wallet_pay_capped``), named as the ORM path names
+    it: the limit from the totals (the same check), or the balance; None for any other error."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    detail = getattr(exc, "detail", None) or ""
+    if sqlstate == _LIMIT:
+        buckets = sorted(authorized.plan.buckets)
+        await authorized.plan.check(dict(zip(buckets, (int(t) for t in detail.split(",")), strict=True)))
+        return LedgerError("the call refused a limit that the limits check accepts")
+    if sqlstate == _FUNDS:
+        reason = str(getattr(exc, "message", "insufficient_funds"))
+        return refusal_error(Refusal(reason, None, int(detail) if detail else None))
+    return None

@@ -10,7 +10,7 @@ Here, on a driver connection (:meth:`app.core.db.Database.driver`), outside any 
    status, name, PIN row, linked funding source, wallet, the device's first sighting);
 2. Python decides, with the functions and in the order of the ORM path (recipient, level, wallet, funding
    source, per-payment limit, PIN), and prepares the entry, the notification and the response;
-3. one call of ``wallet_transfer`` (migration ``0018_wallet_transfer``), its own transaction: the key's
+3. one call of ``wallet_transfer`` (migration ``0018_money_calls``), its own transaction: the key's
    advisory lock and a second look for a stored answer, the usage and the posting (``wallet_pay``), the
    usage limits and the balance (a refusal raises and rolls everything back; Python then names the limit
    from the totals with the same check as the ORM path), the notification and the idempotency row.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -42,11 +41,14 @@ from app.core.security import Caller
 from app.identity.inbox import deliver_committed
 from app.identity.inbox_schemas import CommittedNotification
 from app.identity.phone import try_normalize_phone
-from app.wallet.errors import LedgerError
-from app.wallet.ledger import refusal_error
-from app.wallet.ledger.base import Refusal
-from app.wallet.limits import PaymentCount
-from app.wallet.payer_pg import authorize_on_driver, payer_of, payer_sql
+from app.wallet.payer_pg import (
+    POSTED_AT,
+    authorize_on_driver,
+    capped_pay_args,
+    capped_refusal,
+    payer_of,
+    payer_sql,
+)
 from app.wallet.schemas import TransferOut
 from app.wallet.service import (
     mask_name,
@@ -77,10 +79,8 @@ _TRANSFER = (
     "$1, $2, $3, $4, $5, $6::text[], $7::bigint[], $8, $9, $10, $11, $12, $13, $14::uuid[], $15::bigint[],"
     " $16, $17, $18, $19, $20, $21, $22, $23, $24::text[])"
 )
-_LIMIT, _FUNDS = "HU001", "HU002"
-_STAMP = datetime(2000, 1, 1, tzinfo=UTC)
 _AVAILABLE = -1
-"""Stand-ins encoded into the response where the call puts the posting's time and the balance after."""
+"""A stand-in for the payer's balance after, cut out of the response (only the call knows it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +147,8 @@ async def _transfer(
         description=request.message or "Chuyển tiền",
         metadata={"message": request.message, "to_user_id": str(recipient)},
     )
-    entry, plan = authorized.entry, authorized.plan
+    entry = authorized.entry
     assert entry.entry_id is not None
-    buckets = sorted(plan.buckets)
-    ceilings, amount_cap = plan.caps(authorized.device_new)
     notice = transfer_notice(found.name or "", request.amount, request.message, entry.entry_id)
     notice_id = new_id()
     note_raw_call()
@@ -161,17 +159,7 @@ async def _transfer(
             key,
             lock_id(request.scope, key),
             request.fingerprint,
-            payer,
-            buckets,
-            [ceilings.get(bucket) for bucket in buckets],
-            amount_cap,
-            request.amount,
-            entry.entry_id,
-            entry.reference,
-            entry.description,
-            msgspec.json.encode(entry.metadata).decode(),
-            [p.account_id for p in entry.postings],
-            [p.amount for p in entry.postings],
+            *capped_pay_args(found, authorized),
             notice_id,
             recipient,
             notice.kind,
@@ -183,7 +171,7 @@ async def _transfer(
             _response_pieces(entry.entry_id, request, recipient_name),
         )
     except PostgresError as exc:
-        refusal = await _refusal(exc, plan, buckets)
+        refusal = await capped_refusal(exc, authorized)
         if refusal is None:
             raise
         raise refusal from exc
@@ -207,33 +195,19 @@ async def _transfer(
 
 
 def _response_pieces(entry_id: uuid.UUID, request: TransferRequest, recipient_name: str | None) -> list[str]:
-    """The 201 body as msgspec encodes ``TransferOut``, cut where the posting's time and the payer's
-    available balance go (only the call knows them). The cuts are made at ``"created_at":"`` and
-    ``"available_after":``, which a string value cannot contain unescaped, so a message cannot move them."""
+    """The 201 body as msgspec encodes ``TransferOut``, with :data:`POSTED_AT` for its time and cut where
+    the payer's available balance goes: at ``"available_after":``, which a string value cannot contain
+    unescaped, so a message cannot move the cut."""
     text = encode_body(
         201,
         TransferOut(
             id=str(entry_id),
             amount=-request.amount,
             message=request.message,
-            created_at=_STAMP,
+            created_at=POSTED_AT,
             recipient_name=mask_name(recipient_name or ""),
             available_after=_AVAILABLE,
         ),
     ).decode()
-    stamp = msgspec.json.encode(_STAMP).decode()
-    head, _, rest = text.partition(f'"created_at":{stamp}')
-    middle, _, tail = rest.partition(f'"available_after":{_AVAILABLE}')
-    return [head + '"created_at":"', '"' + middle + '"available_after":', tail]
-
-
-async def _refusal(exc: PostgresError, plan: PaymentCount, buckets: list[str]) -> Exception | None:
-    """The refusal ``wallet_transfer`` raised, named as the ORM path names it (None: not a refusal)."""
-    detail = getattr(exc, "detail", None) or ""
-    if exc.sqlstate == _LIMIT:
-        await plan.check(dict(zip(buckets, (int(t) for t in detail.split(",")), strict=True)))
-        return LedgerError("wallet_transfer refused a limit that the limits check accepts")
-    if exc.sqlstate == _FUNDS:
-        reason = str(getattr(exc, "message", "insufficient_funds"))
-        return refusal_error(Refusal(reason, None, int(detail) if detail else None))
-    return None
+    head, cut, tail = text.partition(f'"available_after":{_AVAILABLE}')
+    return [head + cut[: -len(str(_AVAILABLE))], tail]
