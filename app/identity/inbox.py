@@ -153,9 +153,7 @@ def _deliver_after_commit(session: AsyncSession, row: InboxNotification) -> None
     pending.append(row)
 
 
-def deliver_committed(
-    db: Database, row: NotificationRow, *, push: bool
-) -> Coroutine[Any, Any, None] | None:
+def deliver_committed(db: Database, row: NotificationRow, *, push: bool) -> Coroutine[Any, Any, None] | None:
     """For a money path that wrote ``row`` on the driver (no session): what streams it once committed
     (await it after the commit), None when this database has no delivery. ``push=False`` when the
     transaction saw that the person has no push device, which spares the look-up of devices."""
