@@ -70,7 +70,7 @@ from app.core.idempotency import (
     key_in_flight,
     lock_id,
 )
-from app.core.outbox import keyed_rows, wake_dispatchers
+from app.core.outbox import column_arrays, keyed_rows, wake_dispatchers
 from app.core.security import Caller
 from app.core.settings import KeyRing
 from app.identity.inbox import deliver_committed
@@ -355,21 +355,7 @@ async def _pay(db: Database, connection: Any, request: PaymentRequest, key: str)
         contents,
         [key_id for key_id, _ in signatures],
         [signature for _, signature in signatures],
-        *_columns(
-            messages,
-            (
-                "id",
-                "created_at",
-                "topic",
-                "key",
-                "payload",
-                "status",
-                "available_at",
-                "attempts",
-                "round_attempts",
-                "requeue_count",
-            ),
-        ),
+        *column_arrays(messages),
         notice.id,
         notice.created_at,
         notice.kind,
@@ -392,15 +378,6 @@ def _bill_of(row: Sequence[Any]) -> tuple[_Bill, _Biller]:
     columns = row[_BILLS_AT : _BILLS_AT + _BILL_COLUMNS]
     bill = _Bill(*columns[:9])
     return bill, _Biller(*columns[9:])
-
-
-def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> list[list[Any]]:
-    """``rows`` as one array per column (for ``unnest``); JSON objects as text."""
-    return [[_text_if_json(row[name]) for row in rows] for name in names]
-
-
-def _text_if_json(value: Any) -> Any:
-    return msgspec.json.encode(value).decode() if isinstance(value, dict) else value
 
 
 async def _payable_accounts(

@@ -47,6 +47,7 @@ from app.core.settings import Settings
 
 __all__ = [
     "HANDLERS",
+    "MESSAGE_COLUMNS",
     "OUTBOX_MESSAGE_NOT_FOUND",
     "Claim",
     "DeliveryHandler",
@@ -57,6 +58,7 @@ __all__ = [
     "HandlerSpec",
     "PermanentDeliveryError",
     "backoff_delay",
+    "column_arrays",
     "enqueue",
     "enqueue_many",
     "get_message",
@@ -272,6 +274,30 @@ def keyed_rows(
             }
         )
     return rows
+
+
+MESSAGE_COLUMNS = (
+    "id",
+    "created_at",
+    "topic",
+    "key",
+    "payload",
+    "status",
+    "available_at",
+    "attempts",
+    "round_attempts",
+    "requeue_count",
+)
+"""The columns of :func:`keyed_rows`, in the order :func:`column_arrays` gives them."""
+
+
+def column_arrays(rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """:func:`keyed_rows` as one array per column of :data:`MESSAGE_COLUMNS` (for an ``unnest`` insert on the
+    driver), the JSON payload as text."""
+    return [
+        [msgspec.json.encode(row[name]).decode() if name == "payload" else row[name] for row in rows]
+        for name in MESSAGE_COLUMNS
+    ]
 
 
 async def enqueue_many(

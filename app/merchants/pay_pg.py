@@ -29,7 +29,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from asyncpg.exceptions import PostgresError
 
 from app.core.db import Database, new_id, note_raw_call
 from app.core.errors import AppError
@@ -41,7 +40,7 @@ from app.core.idempotency import (
     key_in_flight,
     lock_id,
 )
-from app.core.outbox import keyed_rows, wake_dispatchers
+from app.core.outbox import column_arrays, keyed_rows, wake_dispatchers
 from app.core.security import Caller
 from app.core.settings import Settings
 from app.merchants import vietqr
@@ -65,8 +64,9 @@ from app.merchants.service import (
 from app.wallet.payer_pg import (
     POSTED_AT,
     authorize_on_driver,
+    call_money_function,
+    call_replay,
     capped_pay_args,
-    capped_refusal,
     payer_of,
     payer_sql,
 )
@@ -251,10 +251,10 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
         if webhook_url
         else []
     )
-    note_raw_call()
-    try:
-        outcome, _posted_at, status_code, fingerprint, body, event_text = await connection.fetchrow(
-            _PAY,
+    outcome, _posted_at, status_code, fingerprint, body, event_text = await call_money_function(
+        connection,
+        _PAY,
+        [
             request.scope,
             key,
             lock_id(request.scope, key),
@@ -271,41 +271,13 @@ async def _pay(db: Database, connection: Any, request: QrPayRequest, key: str) -
             "payment.succeeded",
             msgspec.json.encode(event.body).decode(),
             "pending" if webhook_url else "no_endpoint",
-            *_columns(messages),
+            *column_arrays(messages),
             encode_body(201, view).decode(),
-        )
-    except PostgresError as exc:
-        if exc.sqlstate == _ORDER_TAKEN:
-            raise ORDER_NOT_PAYABLE(status=getattr(exc, "detail", None) or "") from exc
-        refusal = await capped_refusal(exc, authorized)
-        if refusal is None:
-            raise
-        raise refusal from exc
+        ],
+        authorized,
+        refusals={_ORDER_TAKEN: lambda status: ORDER_NOT_PAYABLE(status=status)},
+    )
     if outcome != "ok":
-        replay = claimed_replay(request.fingerprint, outcome == "replay", (fingerprint, status_code, body))
-        assert replay is not None
-        return QrPaid(replay), False
+        return QrPaid(call_replay(request.fingerprint, outcome, (fingerprint, status_code, body))), False
     stored = StoredResponse(201, bytes(body))
     return QrPaid(stored, merchant_id, msgspec.json.decode(event_text)), bool(messages)
-
-
-_MESSAGE_COLUMNS = (
-    "id",
-    "created_at",
-    "topic",
-    "key",
-    "payload",
-    "status",
-    "available_at",
-    "attempts",
-    "round_attempts",
-    "requeue_count",
-)
-
-
-def _columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    """``rows`` as one array per column, for ``unnest``; the JSON payload as text."""
-    return [
-        [msgspec.json.encode(row[name]).decode() if name == "payload" else row[name] for row in rows]
-        for name in _MESSAGE_COLUMNS
-    ]

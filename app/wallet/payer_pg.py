@@ -11,14 +11,16 @@ A path using it: ``app/wallet/transfer_pg.py``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from asyncpg.exceptions import PostgresError
 
 from app.core.db import Database, new_id, note_raw_call, utcnow
+from app.core.idempotency import StoredResponse, claimed_replay
 from app.identity.pin import PinRecord, check_payment_pin
 from app.identity.runtime import runtime_of
 from app.wallet import limits
@@ -36,6 +38,8 @@ __all__ = [
     "Payer",
     "PayerSql",
     "authorize_on_driver",
+    "call_money_function",
+    "call_replay",
     "capped_pay_args",
     "capped_refusal",
     "pay_on_driver",
@@ -261,3 +265,35 @@ async def capped_refusal(exc: Exception, authorized: Authorized) -> Exception | 
         reason = str(getattr(exc, "message", "insufficient_funds"))
         return refusal_error(Refusal(reason, None, int(detail) if detail else None))
     return None
+
+
+async def call_money_function(
+    connection: Any,
+    sql: str,
+    args: Sequence[Any],
+    authorized: Authorized,
+    *,
+    refusals: Mapping[str, Callable[[str], Exception]] | None = None,
+) -> Any:
+    """Run a one-call money function (``wallet_transfer``, ``merchant_pay``) and return its row; its
+    refusals are raised as the ORM path raises them: the capped posting's (:func:`capped_refusal`) and the
+    path's own, by SQLSTATE (``refusals``, given the error's DETAIL)."""
+    note_raw_call()
+    try:
+        return await connection.fetchrow(sql, *args)
+    except PostgresError as exc:
+        own = (refusals or {}).get(exc.sqlstate)
+        if own is not None:
+            raise own(getattr(exc, "detail", None) or "") from exc
+        refusal = await capped_refusal(exc, authorized)
+        if refusal is None:
+            raise
+        raise refusal from exc
+
+
+def call_replay(fingerprint: bytes, outcome: str, stored: tuple[Any, Any, Any]) -> StoredResponse:
+    """The answer of a call that did not pay (``outcome`` in_progress: 409, replay: the stored answer, or
+    422 for another request under the key); ``stored`` = (fingerprint, status_code, body) it returned."""
+    replay = claimed_replay(fingerprint, outcome == "replay", stored)
+    assert replay is not None
+    return replay

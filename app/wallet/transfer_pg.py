@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from asyncpg.exceptions import PostgresError
 
 from app.core.db import Database, new_id, note_raw_call
 from app.core.idempotency import (
@@ -44,8 +43,9 @@ from app.identity.phone import try_normalize_phone
 from app.wallet.payer_pg import (
     POSTED_AT,
     authorize_on_driver,
+    call_money_function,
+    call_replay,
     capped_pay_args,
-    capped_refusal,
     payer_of,
     payer_sql,
 )
@@ -151,10 +151,10 @@ async def _transfer(
     assert entry.entry_id is not None
     notice = transfer_notice(found.name or "", request.amount, request.message, entry.entry_id)
     notice_id = new_id()
-    note_raw_call()
-    try:
-        outcome, posted_at, status_code, fingerprint, body = await connection.fetchrow(
-            _TRANSFER,
+    outcome, posted_at, status_code, fingerprint, body = await call_money_function(
+        connection,
+        _TRANSFER,
+        [
             request.scope,
             key,
             lock_id(request.scope, key),
@@ -169,16 +169,11 @@ async def _transfer(
             notice.body_en,
             msgspec.json.encode(notice.data).decode(),
             _response_pieces(entry.entry_id, request, recipient_name),
-        )
-    except PostgresError as exc:
-        refusal = await capped_refusal(exc, authorized)
-        if refusal is None:
-            raise
-        raise refusal from exc
+        ],
+        authorized,
+    )
     if outcome != "ok":
-        replay = claimed_replay(request.fingerprint, outcome == "replay", (fingerprint, status_code, body))
-        assert replay is not None
-        return replay, None, False
+        return call_replay(request.fingerprint, outcome, (fingerprint, status_code, body)), None, False
     row_notice = CommittedNotification(
         id=notice_id,
         created_at=posted_at,
