@@ -16,9 +16,18 @@ App paths (``--paths``, default ``http,service``):
   account, so this is the same serial lock as hot.sql, behind much more work per request;
 - ``service``: below HTTP (``bench/service_load.py``), ``Database.transaction()`` + ``ledger.post``; its
   ``hot`` pays one shop (a receive-only account, never locked);
-- ``sql``: asyncpg pool + BEGIN / ledger_post / COMMIT (the floor under it).
+- ``sql``: asyncpg pool + BEGIN / ledger_post / COMMIT (the floor under it);
+- ``appsql``: the HTTP transfer's own two statements (its context read and ``wallet_transfer``, the texts
+  imported from the app) run by pgbench on the app's database, each client its own payer as over HTTP
+  (``bench/app_sql.py``): the HTTP path's ceiling if the API process cost nothing. Its p50 column is
+  pgbench's average latency (pgbench prints no percentiles).
 
-Options: ``--seconds``, ``--clients 1,16,64``, ``--runs N`` (medians), ``--paths``, ``--keep``.
+At the end, for each client count, ``http / appsql`` (the share of its own SQL's rate the HTTP path keeps:
+what Python costs) and ``appsql / baseline`` (the share of the raw-SQL baseline the product's required SQL
+work keeps: idempotency claim and row, usage limits, the posting, the notification).
+
+Options: ``--seconds``, ``--clients 1,16,64``, ``--runs N`` (medians), ``--paths`` (default
+``http,appsql,service``), ``--keep``.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import app_sql
 from bench.http_load import run_load, start_server
 from bench.http_load import seed as seed_http
 from bench.pg import (
@@ -51,6 +61,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", os.environ.get("TEST_REDIS_URL", "
 HTTP_PORT = int(os.environ.get("BENCH_HTTP_PORT", "18431"))
 
 BASELINE = {"transfer": "transfer.sql", "hot": "hot.sql"}
+CORES = os.cpu_count() or 2
 
 
 @dataclass
@@ -63,6 +74,8 @@ class Cell:
     cpu: list[float] = field(default_factory=list)
     server_cpu: list[float] = field(default_factory=list)
     statements: list[float] = field(default_factory=list)
+    db_cpu: list[float] = field(default_factory=list)
+    redis_cpu: list[float] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
 
     def median(self, values: list[float]) -> float:
@@ -96,6 +109,28 @@ def app_load(database: str, path: str, scenario: str, clients: int, seconds: int
     return result
 
 
+def app_sql_load(database: str, scenario: str, clients: int, seconds: int) -> dict[str, float]:
+    ran = app_sql.run(database, scenario, clients, seconds)
+    return {"rate": ran.tps, "p50_ms": ran.latency_ms, "p99_ms": float("nan"), "cpu_ms": float("nan")}
+
+
+def print_shares(cells: dict[tuple[str, str, int], Cell]) -> None:
+    """Where the gap to the baseline goes: Python (http / appsql), the product's SQL (appsql / baseline)."""
+    lines = []
+    for (scenario, path, n), cell in cells.items():
+        own = cells.get((scenario, "appsql", n))
+        if path != "http" or own is None:
+            continue
+        http, ceiling, base = cell.median(cell.rate), own.median(own.rate), own.median(own.baseline)
+        lines.append(
+            f"{scenario:9s} c={n:<3d} http {http:6.0f}/s = {http / ceiling:.2f} of its own SQL "
+            f"({ceiling:.0f}/s), which is {ceiling / base:.2f} of {BASELINE[scenario]} ({base:.0f}/s)"
+        )
+    if lines:
+        print("\nwhere the gap goes (http / appsql: Python's share; appsql / baseline: the SQL's share):")
+        print("\n".join(lines))
+
+
 def check_books(database: str) -> tuple[bool, str]:
     from app.core.db import Database
     from app.core.settings import load_settings
@@ -120,7 +155,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--paths", default="http,service")
+    parser.add_argument("--paths", default="http,appsql,service")
     parser.add_argument("--scenarios", default="transfer,hot")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     args = parser.parse_args()
@@ -137,8 +172,11 @@ def main() -> None:
     try:
         load_reference_schema(reference)
         seed_app_database(app)
-        if "http" in paths:
+        if "http" in paths or "appsql" in paths:
             seed_http(sqlalchemy_url(app), REDIS_URL, people)
+        if "appsql" in paths:
+            app_sql.prepare(app, people)
+        if "http" in paths:
             server = start_server(sqlalchemy_url(app), REDIS_URL, HTTP_PORT)
         print(f"databases ready in {time.perf_counter() - started:.0f} s ({WALLETS} wallets)", flush=True)
         cells: dict[tuple[str, str, int], Cell] = {}
@@ -150,6 +188,8 @@ def main() -> None:
                         if path == "http":
                             pid = server.pid if server is not None else None
                             result = run_load(HTTP_PORT, people, scenario, n, args.seconds, pid)
+                        elif path == "appsql":
+                            result = app_sql_load(app, scenario, n, args.seconds)
                         else:
                             result = app_load(app, path, scenario, n, args.seconds)
                         cell = cells.setdefault((scenario, path, n), Cell())
@@ -159,6 +199,8 @@ def main() -> None:
                         cell.cpu.append(result["cpu_ms"])
                         cell.server_cpu.append(result.get("server_cpu_ms", float("nan")))
                         cell.statements.append(result.get("statements", float("nan")))
+                        cell.db_cpu.append(result.get("db_cpu_ms", float("nan")))
+                        cell.redis_cpu.append(result.get("redis_cpu_ms", float("nan")))
                         cell.baseline.append(base.tps)
                         ratio = result["rate"] / base.tps
                         print(
@@ -167,7 +209,9 @@ def main() -> None:
                             f"{BASELINE[scenario]} {base.tps:7.0f} tps | ratio {ratio:.2f}"
                             + (
                                 f" | server {result['server_cpu_ms']:.2f} CPU ms/req,"
-                                f" {result['statements']:.1f} statements/req"
+                                f" {result['statements']:.1f} statements/req;"
+                                f" database {result['db_cpu_ms']:.2f},"
+                                f" Redis {result['redis_cpu_ms']:.2f} CPU ms/req"
                                 if "server_cpu_ms" in result
                                 else ""
                             ),
@@ -188,7 +232,8 @@ def main() -> None:
     print()
     print(f"Medians of {args.runs} run(s), {args.seconds} s each (paths: see --help)")
     header = f"{'scenario':9s} {'path':8s} {'clients':>7s} {'app/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s}"
-    header += f" {'cpu ms':>7s} {'srv cpu':>7s} {'stmts':>6s} {'baseline':>12s} {'tps':>7s} {'ratio':>6s}"
+    header += f" {'cpu ms':>7s} {'srv cpu':>7s} {'db cpu':>7s} {'redis':>6s} {'bound':>6s} {'stmts':>6s}"
+    header += f" {'baseline':>12s} {'tps':>7s} {'ratio':>6s}"
     print(header)
     for (scenario, path, n), cell in cells.items():
         rate, tps = cell.median(cell.rate), cell.median(cell.baseline)
@@ -196,14 +241,21 @@ def main() -> None:
         p50, p99, cpu = cell.median(cell.p50), cell.median(cell.p99), cell.median(cell.cpu)
         server_cpu = cell.median(cell.server_cpu) if cell.server_cpu else float("nan")
         stmts = cell.median(cell.statements) if cell.statements else float("nan")
+        db_cpu, redis_cpu = cell.median(cell.db_cpu), cell.median(cell.redis_cpu)
+        bound = CORES * 1000 / (cpu + server_cpu + db_cpu + redis_cpu)
         print(
             f"{scenario:9s} {path:8s} {n:7d} {rate:8.0f} {p50:7.1f} {p99:7.1f}"
-            f" {cpu:7.2f} {server_cpu:7.2f} {stmts:6.1f} {BASELINE[scenario]:>12s} {tps:7.0f} {ratio:6.2f}"
+            f" {cpu:7.2f} {server_cpu:7.2f} {db_cpu:7.2f} {redis_cpu:6.2f} {bound:6.0f} {stmts:6.1f}"
+            f" {BASELINE[scenario]:>12s} {tps:7.0f} {ratio:6.2f}"
         )
     print(
         "cpu ms: the load generator's CPU per request (http) or the whole service process's (service, sql);"
-        " srv cpu: the HTTP server's CPU per request; stmts: database statements per request (/metrics)."
+        " srv cpu: the HTTP server's CPU per request; db cpu / redis: PostgreSQL's and Redis's CPU per"
+        " request;"
+        f" bound: {CORES} cores / the four CPU figures, the rate the machine allows that request at all;"
+        " stmts: database statements per request (/metrics)."
     )
+    print_shares(cells)
     print(
         f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores shared with other work: rates are noisy)"
     )

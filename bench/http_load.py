@@ -143,7 +143,7 @@ async def load(
     server_pid: int | None = None,
 ) -> dict[str, float]:
     from bench.http_client import read_response
-    from bench.measure import statements, tree_cpu_seconds
+    from bench.measure import services_cpu_ms, services_cpu_seconds, statements, tree_cpu_seconds
 
     latencies: list[float] = []
     errors: dict[int, int] = {}
@@ -180,6 +180,7 @@ async def load(
     tasks = [asyncio.create_task(client(i)) for i in range(clients)]
     await asyncio.sleep(warmup)
     server_cpu = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    services = services_cpu_seconds()
     sql = await statements("127.0.0.1", port, WORKERS)
     state["measuring"] = True
     began, cpu_began = time.perf_counter(), time.process_time()
@@ -188,6 +189,7 @@ async def load(
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
     server_cpu = (tree_cpu_seconds(server_pid) if server_pid else float("nan")) - server_cpu
     answered = len(latencies) + sum(errors.values())
+    services_ms = services_cpu_ms(services, answered)
     sql = await statements("127.0.0.1", port, WORKERS) - sql
     state["stop"] = True
     await asyncio.gather(*tasks)
@@ -205,6 +207,7 @@ async def load(
         # after the window make these slightly high, by at most `clients` requests' worth).
         "server_cpu_ms": server_cpu / answered * 1000 if answered else 0.0,
         "statements": sql / answered if answered else 0.0,
+        **services_ms,
         "errors": float(sum(errors.values())),
     }
 

@@ -4,6 +4,11 @@ Rates on a shared machine swing with the other processes' load; CPU time per req
 request do not, so the benchmarks print them next to the rates:
 - :func:`tree_cpu_seconds`: user + system CPU of the server process and all its descendants (granian runs
   its workers as child processes), from ``/proc``; the database server's CPU is not in it.
+- :func:`services_cpu_seconds`: the same for every PostgreSQL and Redis server process on the machine
+  (``postgres``, ``redis-server``), so that a request's whole cost is printed: server + database + Redis +
+  load generator. Their sum bounds the rate: ``2 cores / CPU per request``, whatever the code does with
+  its time. Processes that end inside the window (pgbench's backends, an autovacuum worker) are missed, so
+  measure the app's own window, whose pool connections live through it.
 - :func:`statements`: the app's ``hue_db_statements_total`` counter from ``/metrics`` (every SQLAlchemy
   statement plus the money paths' raw driver calls; BEGIN/COMMIT are not counted).
 """
@@ -39,6 +44,31 @@ def tree_cpu_seconds(pid: int) -> float:
         total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
         todo += _children(current)
     return total
+
+
+def services_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of the database and Redis server processes: ``{"db": ..., "redis": ...}``."""
+    found = {"db": 0.0, "redis": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        name = head.split("(", 1)[1]
+        kind = "db" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else ""
+        if kind:
+            fields = tail.split()
+            found[kind] += (int(fields[11]) + int(fields[12])) / _TICK
+    return found
+
+
+def services_cpu_ms(before: dict[str, float], answered: int) -> dict[str, float]:
+    """CPU ms per answer of the database and Redis since ``before`` (:func:`services_cpu_seconds`)."""
+    after = services_cpu_seconds()
+    return {
+        f"{kind}_cpu_ms": (after[kind] - before[kind]) / answered * 1000 if answered else float("nan")
+        for kind in after
+    }
 
 
 async def statements(host: str, port: int, workers: int = 2, tries: int = 40) -> float:

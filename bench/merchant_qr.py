@@ -43,6 +43,7 @@ from app.wallet import ledger
 from app.wallet import service as wallet_service
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from bench.http_client import Keepalive
+from bench.measure import services_cpu_ms, services_cpu_seconds
 from bench.one_tap import _free_port, _serve
 from bench.payers import seed_payer
 from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
@@ -281,6 +282,9 @@ async def _check(database: str) -> dict[str, Any]:
     return {"payments": payments, "ok": payments == entries and unbalanced == 0}
 
 
+CORES = os.cpu_count() or 2
+
+
 def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     reference = create_database("bench_ref")
@@ -303,6 +307,7 @@ def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
             "led_spread2",
             "led_hot2",
         ):
+            services = services_cpu_seconds()
             results[mode] = asyncio.run(
                 _service_load(
                     app_db,
@@ -313,15 +318,17 @@ def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
                     ledger_only=mode.startswith("led"),
                 )
             )
+            results[mode].update(services_cpu_ms(services, results[mode]["paid"]))
         port = _free_port()
         server = _serve(app_db, port)
         base = f"http://127.0.0.1:{port}"
         asyncio.run(_wait_ready(base))
         asyncio.run(_load(base, tokens, payloads, 1.5, hot=False))  # warm-up
         for mode in ("spread", "hot", "spread2", "hot2"):
-            cpu = _tree_cpu(server.pid)
+            cpu, services = _tree_cpu(server.pid), services_cpu_seconds()
             result = asyncio.run(_load(base, tokens, payloads, seconds / 2, hot=mode.startswith("hot")))
             result["cpu_ms"] = (_tree_cpu(server.pid) - cpu) * 1000 / max(result["paid"], 1)
+            result.update(services_cpu_ms(services, result["paid"]))
             results[mode] = result
         check = asyncio.run(_check(app_db))
     finally:
@@ -342,13 +349,18 @@ def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
             "p99": max(x["p99"], y["p99"]),
             "refused": sum(x["refused"].values()) + sum(y["refused"].values()),
             "cpu_ms": (x["cpu_ms"] + y["cpu_ms"]) / 2,
+            "db_cpu_ms": (x["db_cpu_ms"] + y["db_cpu_ms"]) / 2,
+            "redis_cpu_ms": (x["redis_cpu_ms"] + y["redis_cpu_ms"]) / 2,
         }
 
     hot, spread = merged("hot", "hot2"), merged("spread", "spread2")
     svc_hot, svc_spread = merged("svc_hot", "svc_hot2"), merged("svc_spread", "svc_spread2")
     led_hot, led_spread = merged("led_hot", "led_hot2"), merged("led_spread", "led_spread2")
     print(f"merchant_qr ({clients} payers, PostgreSQL; hot/spread interleaved, 2 x {seconds / 2:.0f} s each)")
-    print(f"{'':>10} {'pay/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'refused':>8} {'cpu ms/pay':>10}")
+    print(
+        f"{'':>10} {'pay/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'refused':>8} {'cpu ms/pay':>10}"
+        f" {'db ms':>6} {'redis':>6} {'bound':>6}"
+    )
     for name, row in (
         ("spread", spread),
         ("hot", hot),
@@ -357,11 +369,17 @@ def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
         ("led spread", led_spread),
         ("led hot", led_hot),
     ):
+        bound = CORES * 1000 / (row["cpu_ms"] + row["db_cpu_ms"] + row["redis_cpu_ms"])
         print(
             f"{name:>10} {row['rate']:>8.0f} {row['p50']:>8.1f} {row['p99']:>8.1f} {row['refused']:>8} "
-            f"{row['cpu_ms']:>10.2f}"
+            f"{row['cpu_ms']:>10.2f} {row['db_cpu_ms']:>6.2f} {row['redis_cpu_ms']:>6.2f} {bound:>6.0f}"
         )
     print(f"{'hot.sql':>10} {baseline.tps:>8.0f}   (pgbench -c {clients}, hot row locked)")
+    print(
+        "cpu ms/pay: the API server's CPU (HTTP rows) or this process's (svc, led) per payment;"
+        f" db ms / redis: PostgreSQL's and Redis's; bound: {CORES} cores / their sum, the most the"
+        " machine allows."
+    )
     print(
         f"hot/spread = {hot['rate'] / max(spread['rate'], 1e-9):.2f} (goal >= 0.80)   "
         f"hot/hot.sql = {hot['rate'] / baseline.tps:.2f} (goal > 1)   books_ok={check['ok']} "

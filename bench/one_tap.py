@@ -46,7 +46,7 @@ from app.core.settings import load_settings
 from app.main import create_app
 from bench.http_client import Keepalive
 from bench.http_load import WORKERS
-from bench.measure import statements, tree_cpu_seconds
+from bench.measure import services_cpu_ms, services_cpu_seconds, statements, tree_cpu_seconds
 from bench.payers import seed_payer
 from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
 
@@ -244,9 +244,11 @@ def _one(clients: int, seconds: int) -> dict[str, Any]:
         asyncio.run(_wait_ready(base))
         asyncio.run(_load(base, seeded, clients, 1.5))  # warm-up: connections, caches, prepared statements
         cpu0, sql0 = tree_cpu_seconds(server.pid), asyncio.run(statements("127.0.0.1", port, WORKERS))
+        services = services_cpu_seconds()
         result = asyncio.run(_load(base, seeded, clients, seconds))
         answered = result["paid"] + result["refused"]
         result["server_cpu_ms"] = (tree_cpu_seconds(server.pid) - cpu0) / max(answered, 1) * 1000
+        result.update(services_cpu_ms(services, answered))
         result["statements"] = (asyncio.run(statements("127.0.0.1", port, WORKERS)) - sql0) / max(answered, 1)
         check = asyncio.run(_check(app_db))
         if result["refused"]:
@@ -285,20 +287,26 @@ def run(clients: list[int], seconds: int = 8, runs: int = 1) -> list[dict[str, A
                 "ratio": statistics.median(r["ratio"] for r in results),
                 "server_cpu_ms": statistics.median(r["server_cpu_ms"] for r in results),
                 "statements": statistics.median(r["statements"] for r in results),
+                "db_cpu_ms": statistics.median(r["db_cpu_ms"] for r in results),
+                "redis_cpu_ms": statistics.median(r["redis_cpu_ms"] for r in results),
                 "books_ok": all(r["ok"] for r in results),
             }
         )
     print("one_tap (3 bills, HTTP, PostgreSQL)")
-    header = ("clients", "pay/s", "p50 ms", "p99 ms", "refused", "pgbench", "ratio", "srv cpu", "stmts")
-    print(" ".join(f"{h:>8}" for h in header), "books_ok")
+    header = ("clients", "pay/s", "p50 ms", "p99 ms", "refused", "pgbench", "ratio", "srv cpu", "db cpu")
+    print(" ".join(f"{h:>8}" for h in (*header, "redis", "bound", "stmts")), "books_ok")
+    cores = os.cpu_count() or 2
     for r in rows:
+        bound = cores * 1000 / (r["server_cpu_ms"] + r["db_cpu_ms"] + r["redis_cpu_ms"])
         print(
             f"{r['clients']:>8} {r['rate']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['refused']:>8} "
-            f"{r['pgbench_tps']:>8.0f} {r['ratio']:>8.2f} {r['server_cpu_ms']:>8.2f} {r['statements']:>8.1f}"
-            f" {r['books_ok']}"
+            f"{r['pgbench_tps']:>8.0f} {r['ratio']:>8.2f} {r['server_cpu_ms']:>8.2f} {r['db_cpu_ms']:>8.2f}"
+            f" {r['redis_cpu_ms']:>8.2f} {bound:>8.0f} {r['statements']:>8.1f} {r['books_ok']}"
         )
     print(
-        "srv cpu: the server's CPU ms per payment (all its processes); stmts: database statements per payment"
+        "srv cpu: the server's CPU ms per payment (all its processes); db cpu / redis: PostgreSQL's and"
+        f" Redis's; bound: {cores} cores / their sum (the load generator's share left out), the most the"
+        " machine allows; stmts: database statements per payment"
         f" (/metrics). Load average now {os.getloadavg()[0]:.1f} on 2 shared cores: rates are noisy."
     )
     return rows

@@ -80,6 +80,13 @@ class PgbenchResult:
 
 def pgbench(database: str, script: str, clients: int, seconds: int) -> PgbenchResult:
     """``pgbench -n -M prepared -f SCRIPT -c N -j 2 -T S`` over TCP, as the baselines' README runs it."""
+    return pgbench_file(database, SHARED_BENCH / script, clients, seconds, label=script)
+
+
+def pgbench_file(
+    database: str, path: Path, clients: int, seconds: int, label: str | None = None
+) -> PgbenchResult:
+    """:func:`pgbench` of any script file (e.g. the app's own statements, ``bench/app_sql.py``)."""
     if shutil.which("pgbench") is None:
         raise SystemExit("pgbench is not installed (apt-get install postgresql-client)")
     host_dsn = dsn_for(database)
@@ -90,7 +97,7 @@ def pgbench(database: str, script: str, clients: int, seconds: int) -> PgbenchRe
             "-M",
             "prepared",
             "-f",
-            str(SHARED_BENCH / script),
+            str(path),
             "-c",
             str(clients),
             "-j",
@@ -107,4 +114,4 @@ def pgbench(database: str, script: str, clients: int, seconds: int) -> PgbenchRe
     latency = re.search(r"latency average = ([0-9.]+) ms", out)
     if tps is None or latency is None:
         raise RuntimeError(f"could not read pgbench output:\n{out}")
-    return PgbenchResult(script, clients, float(tps.group(1)), float(latency.group(1)))
+    return PgbenchResult(label or path.name, clients, float(tps.group(1)), float(latency.group(1)))
