@@ -68,22 +68,21 @@ class World:
         )
 
     async def merchant(
-        self, name: str, tax_code: str, *, owner: UserHandle | None = None
+        self, name: str, tax_code: str, *, owner: UserHandle | None = None, city: str | None = None
     ) -> tuple[str, UserHandle]:
         owner = owner or await make_user(self.app, full_name="Trần Thị Xuân")
-        created = await self.post(
-            "/api/v1/merchants",
-            {
-                "name": name,
-                "tax_code": tax_code,
-                "mcc": "5812",
-                "settlement_bank_bin": "970436",
-                "settlement_account_number": "0041000123456",
-                "settlement_account_name": "TRAN THI XUAN",
-                "stores": [STORE],
-            },
-            owner.headers,
-        )
+        body: dict[str, Any] = {
+            "name": name,
+            "tax_code": tax_code,
+            "mcc": "5812",
+            "settlement_bank_bin": "970436",
+            "settlement_account_number": "0041000123456",
+            "settlement_account_name": "TRAN THI XUAN",
+            "stores": [STORE],
+        }
+        if city is not None:
+            body["city"] = city
+        created = await self.post("/api/v1/merchants", body, owner.headers)
         assert created.status_code == 201, created.text
         merchant_id = created.json()["id"]
         approved = await self.post(

@@ -4,6 +4,7 @@ isolation between merchants, and concurrency (the app in the test's own loop, re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -12,18 +13,23 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from litestar import Litestar
+from qr_pay.decode import decode as napas_decode
 from sqlalchemy import func, select, update
+from vietnam_qr_pay import QRPay
 
 from app.core.bank_transfer import SandboxBank, install_bank_transfers
 from app.core.db import utcnow
 from app.core.outbox import Dispatcher, DispatcherConfig, HandlerRegistry
-from app.merchants import service, settlement, vietqr, webhooks
-from app.merchants.models import MerchantOrder, MerchantPayment
+from app.merchants import pay_pg, service, settlement, vietqr, webhooks
+from app.merchants.models import MerchantOrder, MerchantPayment, MerchantRefund
 from app.wallet import ledger
+from app.wallet import service as wallet_service
 from tests.conftest import assert_problem
-from tests.factories import make_user
+from tests.factories import UserHandle, make_user
 from tests.merchants.conftest import STORE, World
+from tests.wallet.conftest import assert_books_balance
 
 
 async def test_onboard_pay_by_scan_refund_webhook_and_settle(world: World) -> None:
@@ -196,6 +202,52 @@ def service_code(code: str) -> str | None:
         return None
 
 
+async def test_a_merchant_named_in_vietnamese_gets_an_ascii_vietqr_that_third_party_decoders_read(
+    world: World,
+) -> None:
+    """DOMAIN.md: every VietQR value is ASCII (Vietnamese diacritics stripped, đ -> d), field 59 (name) at
+    most 25 characters, field 60 (city) at most 15. A merchant registered with its Vietnamese name and city
+    gets static and dynamic QR payloads that vietnam-qr-pay and napas-qr-python read back as the ASCII text
+    written out below by hand; the app itself still shows the Vietnamese name."""
+    cases = [  # name, city, what fields 59 and 60 must hold
+        ("Quán Bún Bò Ơ Xuân", "Thành phố Huế", "Quan Bun Bo O Xuan", "Thanh pho Hue"),
+        (  # too long for both fields: cut to 25 and 15 characters after the diacritics are gone
+            "Nhà Hàng Cơm Niêu Đồng Khánh Thừa Thiên",
+            "Thị xã Hương Thủy",
+            "Nha Hang Com Nieu Dong Kh",
+            "Thi xa Huong Th",
+        ),
+    ]
+    payer = await make_user(world.app)
+    for n, (name, city, ascii_name, ascii_city) in enumerate(cases):
+        merchant_id, owner = await world.merchant(name, f"330010600{n}", city=city)
+        owner_h = world.staff(owner, merchant_id, "merchant_owner")
+        static = await world.static_qr(merchant_id, owner_h)
+        order = await world.post(
+            f"/api/v1/merchants/{merchant_id}/orders",
+            {"amount": 45_000, "description": "Bún bò đặc biệt"},
+            owner_h,
+        )
+        assert order.status_code == 201, order.text
+        dynamic = order.json()["qr_payload"]
+        for payload, method, amount in ((static, "11", None), (dynamic, "12", "45000")):
+            assert payload.isascii(), payload
+            q = QRPay(payload)  # vietnam-qr-pay
+            assert q.is_valid
+            assert (q.init_method, q.amount) == (method, amount)
+            assert (q.merchant.name, q.city) == (ascii_name, ascii_city)
+            d = napas_decode(payload)  # napas-qr-python (verifies the CRC itself)
+            assert (d["point_of_initiation_method"], d["transaction_amount"]) == (method, amount)
+            assert (d["merchant_name"], d["merchant_city"]) == (ascii_name, ascii_city)
+            assert len(d["merchant_name"]) <= 25
+            assert len(d["merchant_city"]) <= 15
+        assert QRPay(static).additional_data.store == "QUAY-1"
+        assert QRPay(dynamic).additional_data.purpose == "Bun bo dac biet"
+        preview = await world.http.post("/api/v1/qr/preview", json={"payload": static}, headers=payer.headers)
+        assert preview.status_code == 200, preview.text
+        assert preview.json()["merchant_name"] == name
+
+
 async def test_a_cashier_of_merchant_a_cannot_see_merchant_b(world: World) -> None:
     a_id, _owner_a = await world.merchant("Cơm Hến Bà Hoa", "3300101234")
     b_id, owner_b = await world.merchant("Chè Hẻm", "3300105678")
@@ -206,6 +258,8 @@ async def test_a_cashier_of_merchant_a_cannot_see_merchant_b(world: World) -> No
     await world.fund(payer.user_id, 100_000)
     paid = await world.pay(payer, await world.static_qr(b_id, b_h), 20_000)
     assert paid.status_code == 201
+    paid_a = await world.pay(payer, await world.static_qr(a_id, a_h), 15_000)
+    assert paid_a.status_code == 201
     for path in ("", "/payments", "/staff", "/webhook-events", "/settlements"):
         assert_problem(
             await world.http.get(f"/api/v1/merchants/{b_id}{path}", headers=a_h), 404, "merchant_not_found"
@@ -225,9 +279,28 @@ async def test_a_cashier_of_merchant_a_cannot_see_merchant_b(world: World) -> No
         404,
         "merchant_payment_not_found",
     )
-    assert (await world.http.get(f"/api/v1/merchants/{b_id}/payments", headers=b_h)).json()["items"][0][
-        "amount"
-    ] == 20_000
+    # each merchant's own list holds its own payment and never the other's
+    a_list = await world.http.get(f"/api/v1/merchants/{a_id}/payments", headers=a_h)
+    assert a_list.status_code == 200, a_list.text
+    assert [(p["id"], p["merchant_id"], p["amount"]) for p in a_list.json()["items"]] == [
+        (paid_a.json()["id"], a_id, 15_000)
+    ]
+    b_list = await world.http.get(f"/api/v1/merchants/{b_id}/payments", headers=b_h)
+    assert [(p["id"], p["merchant_id"], p["amount"]) for p in b_list.json()["items"]] == [
+        (paid.json()["id"], b_id, 20_000)
+    ]
+    # and A's server, with a key allowed to read payments, sees only A's too
+    reader = await world.post(
+        f"/api/v1/merchants/{a_id}/api-keys",
+        {"name": "books", "scopes": ["payments:read"]},
+        world.staff(_owner_a, a_id, "merchant_owner"),
+    )
+    assert reader.status_code == 201, reader.text
+    a_server_list = await world.http.get(
+        "/api/v1/merchant-api/payments", headers={"X-Api-Key": reader.json()["secret"]}
+    )
+    assert a_server_list.status_code == 200, a_server_list.text
+    assert [p["id"] for p in a_server_list.json()["items"]] == [paid_a.json()["id"]]
     # an API key of A cannot refund B's payment either
     key = await world.post(
         f"/api/v1/merchants/{a_id}/api-keys",
@@ -268,28 +341,103 @@ async def test_a_cashier_of_merchant_a_cannot_see_merchant_b(world: World) -> No
     )
 
 
-async def test_64_concurrent_payers_to_one_merchant_all_land(world: World) -> None:
+PAYERS = 64
+GROUP = 8
+"""On PostgreSQL the payments are held in groups of this many, all posted and uncommitted at once (the
+driver pool has ``DB_POOL_SIZE`` = 10 connections, so a group can always fill; 64 is 8 groups)."""
+PAUSE = 0.02
+"""Seconds each SQLite payment holds the writer lock after posting (SQLite admits one writer at a time)."""
+
+
+async def test_64_concurrent_payers_to_one_merchant_all_land(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """64 payers pay one merchant's static QR at once. The overlap is forced, on each backend's path: all 64
+    requests leave a barrier together, and each payment is held inside its transaction right after its
+    posting (the merchant credited, not yet committed). On PostgreSQL (``pay_pg``: one ``merchant_pay``
+    call) the call runs in a transaction held until 8 payments are posted and open at once; on SQLite (the
+    ORM path: ``pay_from_wallet`` after ``BEGIN IMMEDIATE``) each holds the writer lock while the others
+    queue. Every payment lands: 64 payments, 64 x 9,940 đ to the merchant, 40,000 đ left in each wallet."""
     merchant_id, owner = await world.merchant("Bãi Xe Đại Nội", "3300109999")
     payload = await world.static_qr(merchant_id, world.staff(owner, merchant_id, "merchant_owner"))
-    payers = [await make_user(world.app) for _ in range(64)]
-    for p in payers:
-        await world.fund(p.user_id, 50_000)
-    results = await asyncio.gather(*(world.pay(p, payload, 10_000) for p in payers))
-    assert [r.status_code for r in results] == [201] * 64, [r.text for r in results if r.status_code != 201][
-        :2
-    ]
+    payers = [await make_user(world.app) for _ in range(PAYERS)]
+    wallets = [await world.fund(p.user_id, 50_000) for p in payers]
+    assert world.settings.db_pool_size >= GROUP
+    assert PAYERS % GROUP == 0
+
+    sent = answered = inside = 0
+    held: list[tuple[int, int]] = []  # (payments open at once, other requests in flight) at each hold
+    group = asyncio.Barrier(GROUP)
+
+    async def hold_inside_the_payment() -> None:
+        nonlocal inside
+        inside += 1
+        held.append((inside, sent - answered - 1))
+        try:
+            if world.db.is_sqlite:
+                await asyncio.sleep(PAUSE)
+            else:
+                await asyncio.wait_for(group.wait(), timeout=30)
+        finally:
+            inside -= 1
+
+    post_on_orm = wallet_service.pay_from_wallet
+
+    async def held_post_on_orm(session: Any, **kwargs: Any) -> Any:  # SQLite's path
+        posted = await post_on_orm(session, **kwargs)
+        await hold_inside_the_payment()
+        return posted
+
+    call_on_driver = pay_pg.call_money_function
+
+    async def held_call_on_driver(connection: Any, *args: Any, **kwargs: Any) -> Any:  # PostgreSQL's path
+        async with connection.transaction():  # merchant_pay's work stays uncommitted while held
+            row = await call_on_driver(connection, *args, **kwargs)
+            await hold_inside_the_payment()
+        return row
+
+    monkeypatch.setattr(wallet_service, "pay_from_wallet", held_post_on_orm)
+    monkeypatch.setattr(pay_pg, "call_money_function", held_call_on_driver)
+    start = asyncio.Barrier(PAYERS)
+
+    async def pay(payer: UserHandle) -> httpx.Response:
+        nonlocal sent, answered
+        await start.wait()
+        sent += 1
+        try:
+            return await world.pay(payer, payload, 10_000)
+        finally:
+            answered += 1
+
+    results = await asyncio.gather(*(pay(p) for p in payers))
+
+    assert [r.status_code for r in results] == [201] * PAYERS, [
+        r.text for r in results if r.status_code != 201
+    ][:2]
+    assert len(held) == PAYERS  # every payment went through the hold
+    assert held[0][1] == PAYERS - 1  # the first one held while all the others were sent and unanswered
+    if world.db.is_sqlite:
+        assert max(n for n, _ in held) == 1  # one writer at a time; the others queued behind it
+    else:
+        assert max(n for n, _ in held) >= GROUP  # (a group still leaving the barrier may add to it)
+    # fee: 0.6 % of 10,000 = 60 đ; each payer paid 10,000 of 50,000
+    assert [r.json()["net"] for r in results] == [10_000 - 60] * PAYERS
+    assert [await world.balance(w) for w in wallets] == [40_000] * PAYERS
     async with world.db.read() as session:
-        count = await session.scalar(
-            select(func.count())
-            .select_from(MerchantPayment)
-            .where(MerchantPayment.merchant_id == uuid.UUID(merchant_id))
+        per_payer = dict(
+            (
+                await session.execute(
+                    select(MerchantPayment.payer_id, func.count())
+                    .where(MerchantPayment.merchant_id == uuid.UUID(merchant_id))
+                    .group_by(MerchantPayment.payer_id)
+                )
+            ).all()
         )
         merchant = await service.get_merchant(session, uuid.UUID(merchant_id))
         payable = (await ledger.balance(session, merchant.payable_account_id)).balance
-    assert count == 64
-    assert payable == 64 * (10_000 - 60)
-    async with world.db.transaction() as session:
-        assert (await ledger.check_books(session)).ok
+    assert per_payer == {p.user_id: 1 for p in payers}
+    assert payable == PAYERS * (10_000 - 60)
+    await assert_books_balance(world.db)
 
 
 async def test_a_qr_payment_retried_with_its_key_pays_once(world: World) -> None:
@@ -350,6 +498,95 @@ async def test_two_refunds_at_once_never_exceed_what_was_paid(world: World) -> N
     assert await world.balance(wallet) == 100_000 - 60_000 + 40_000
     async with world.db.transaction() as session:
         assert (await ledger.check_books(session)).ok
+
+
+HOLD = 0.5
+"""Seconds the first refund stays inside its transaction waiting for the second to reach it too."""
+
+
+async def test_two_refunds_at_once_over_http_never_exceed_what_was_paid(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cashier (staff API) and the shop's server (API key) refund the same 60,000 đ payment at the same
+    moment, 40,000 and 35,000 đ: together more than was paid. Both requests leave a barrier together; the
+    first to reach the posting is held there, inside its transaction (the payment row locked on PostgreSQL,
+    the writer lock on SQLite), until the other gets there too or HOLD passes. Exactly one refund is made,
+    the other is a 422 ``refund_exceeds_paid``; the wallet, the merchant's payable and the books agree."""
+    merchant_id, owner = await world.merchant("Quán Chè Mụ Ròm Đông Ba", "3300106666")
+    owner_h = world.staff(owner, merchant_id, "merchant_owner")
+    cashier = await make_user(world.app)
+    added = await world.post(f"/api/v1/merchants/{merchant_id}/staff", {"phone": cashier.phone}, owner_h)
+    assert added.status_code == 201, added.text
+    cashier_h = world.staff(cashier, merchant_id, "merchant_cashier")
+    key = await world.post(
+        f"/api/v1/merchants/{merchant_id}/api-keys", {"name": "pos", "scopes": ["refunds"]}, owner_h
+    )
+    assert key.status_code == 201, key.text
+    server_h = {"X-Api-Key": key.json()["secret"]}
+    payer = await make_user(world.app)
+    wallet = await world.fund(payer.user_id, 100_000)
+    paid = await world.pay(payer, await world.static_qr(merchant_id, owner_h), 60_000)
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["fee"] == 360  # 0.6 % of 60,000
+    pid = paid.json()["id"]
+
+    arrived = answered = 0
+    both_in = asyncio.Event()
+    unanswered_at_release: list[int] = []
+    refund_to_wallet = wallet_service.refund_to_wallet
+
+    async def held_refund(session: Any, **kwargs: Any) -> Any:
+        nonlocal arrived
+        arrived += 1
+        if arrived >= 2:
+            both_in.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both_in.wait(), timeout=HOLD)
+        unanswered_at_release.append(2 - answered)
+        return await refund_to_wallet(session, **kwargs)
+
+    monkeypatch.setattr(wallet_service, "refund_to_wallet", held_refund)
+    start = asyncio.Barrier(2)
+
+    async def refund(url: str, amount: int, headers: dict[str, str]) -> httpx.Response:
+        nonlocal answered
+        await start.wait()
+        try:
+            return await world.post(url, {"amount": amount, "reason": "khách trả món"}, headers)
+        finally:
+            answered += 1
+
+    by_cashier, by_server = await asyncio.gather(
+        refund(f"/api/v1/merchants/{merchant_id}/payments/{pid}/refunds", 40_000, cashier_h),
+        refund(f"/api/v1/merchant-api/payments/{pid}/refunds", 35_000, server_h),
+    )
+
+    assert sorted([by_cashier.status_code, by_server.status_code]) == [201, 422], (
+        by_cashier.text,
+        by_server.text,
+    )
+    winner, loser = (by_cashier, by_server) if by_cashier.status_code == 201 else (by_server, by_cashier)
+    # the refund made, its share of the 360 đ fee (fee x refunded / paid, rounded down) and what is left
+    refunded = winner.json()["amount"]
+    fee_returned, left = {40_000: (240, 20_000), 35_000: (210, 25_000)}[refunded]
+    assert (winner.json()["fee_returned"], winner.json()["refunded_total"]) == (fee_returned, refunded)
+    assert winner.json()["payment_status"] == "partially_refunded"
+    assert assert_problem(loser, 422, "refund_exceeds_paid")["refundable"] == left
+    assert arrived == 1  # the loser never reached the posting: it waited and then saw the first refund
+    assert unanswered_at_release == [2]  # and it was in flight, unanswered, all the while the first held
+    assert await world.balance(wallet) == 100_000 - 60_000 + refunded
+    async with world.db.read() as session:
+        merchant = await service.get_merchant(session, uuid.UUID(merchant_id))
+        refunds = await session.scalar(
+            select(func.count())
+            .select_from(MerchantRefund)
+            .where(MerchantRefund.payment_id == uuid.UUID(pid))
+        )
+    assert refunds == 1
+    assert await world.balance(merchant.payable_account_id) == (60_000 - 360) - (refunded - fee_returned)
+    seen = (await world.http.get(f"/api/v1/me/merchant-payments/{pid}", headers=payer.headers)).json()
+    assert (seen["refunded"], seen["status"]) == (refunded, "partially_refunded")
+    await assert_books_balance(world.db)
 
 
 class SSEStream:
