@@ -67,11 +67,12 @@ def crc16_ccitt_false(data: bytes) -> int:
 
 
 def ascii_text(text: str, limit: int | None = None) -> str:
-    """``text`` without Vietnamese diacritics (đ -> d), printable ASCII only, cut to ``limit``."""
+    """``text`` without Vietnamese diacritics (đ -> d), printable ASCII only, cut to ``limit`` with no
+    space left dangling at the cut (a bank app shows field 59/60 as it is)."""
     text = text.replace("đ", "d").replace("Đ", "D")
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     plain = " ".join("".join(c for c in plain if 32 <= ord(c) < 127).split())
-    return plain[:limit] if limit is not None else plain
+    return plain[:limit].rstrip() if limit is not None else plain
 
 
 def tlv(tag: str, value: str) -> str:

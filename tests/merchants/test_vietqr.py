@@ -100,3 +100,16 @@ def test_wrong_length_with_a_valid_crc_is_refused() -> None:
     with pytest.raises(vietqr.QrInvalidError) as caught:
         vietqr.parse(payload)
     assert caught.value.reason in ("bad_length", "bad_tlv")
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("Quán Bún Bò Ơ Xuân", 25, "Quan Bun Bo O Xuan"),
+        ("Đồng Khánh", None, "Dong Khanh"),
+        ("Thành phố Huế, Việt Nam", 15, "Thanh pho Hue,"),
+        ("Nhà Hàng Cơm Niêu Đồng Khánh Thừa Thiên", 25, "Nha Hang Com Nieu Dong Kh"),
+    ],
+)
+def test_names_become_ascii_cut_without_a_dangling_space(text: str, limit: int | None, expected: str) -> None:
+    assert vietqr.ascii_text(text, limit) == expected
