@@ -6,9 +6,9 @@ The HTTP transfer sends PostgreSQL two statements (``app/wallet/transfer_pg.py``
 notification and the idempotency row, in its own transaction). This module runs exactly those two
 statement texts, imported from the app, through ``pgbench -M prepared`` on the app's benchmark database,
 each transaction one transfer from the client's own payer (as ``bench/http_load.py`` does) to a random
-receiver or to the one hot receiver (amounts of 100-500 đồng, a tenth of the HTTP bench's: pgbench runs 3-4 times as fast, and a
-payer's funds and monthly cap must last the whole run at one client; an amount costs the same whatever its
-size). What pgbench reaches is what the HTTP path could reach if the API
+receiver or to the one hot receiver. The amounts are 100-500 đồng, a tenth of the HTTP bench's: pgbench
+runs 3-4 times as fast, a payer's funds and monthly cap must last the whole run at one client, and an
+amount costs the same whatever its size. What pgbench reaches is what the HTTP path could reach if the API
 process cost nothing: the rate of the HTTP path divided by it is the share Python leaves, and it divided by
 transfer.sql is the share the product's required SQL work leaves.
 
