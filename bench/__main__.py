@@ -49,6 +49,7 @@ from bench.http_load import run_load, start_server
 from bench.http_load import seed as seed_http
 from bench.pg import (
     SHARED_BENCH,
+    checkpoint,
     create_database,
     drop_database,
     load_reference_schema,
@@ -176,6 +177,7 @@ def main() -> None:
             seed_http(sqlalchemy_url(app), REDIS_URL, people)
         if "appsql" in paths:
             app_sql.prepare(app, people)
+        checkpoint()
         if "http" in paths:
             server = start_server(sqlalchemy_url(app), REDIS_URL, HTTP_PORT)
         print(f"databases ready in {time.perf_counter() - started:.0f} s ({WALLETS} wallets)", flush=True)

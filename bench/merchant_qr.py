@@ -46,7 +46,15 @@ from bench.http_client import Keepalive
 from bench.measure import services_cpu_ms, services_cpu_seconds
 from bench.one_tap import _free_port, _serve
 from bench.payers import seed_payer
-from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
+from bench.pg import (
+    checkpoint,
+    create_database,
+    drop_database,
+    dsn_for,
+    load_reference_schema,
+    pgbench,
+    sqlalchemy_url,
+)
 
 PIN = "246810"
 AMOUNT = 25_000
@@ -296,6 +304,7 @@ def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
         baseline = pgbench(reference, "hot.sql", clients, seconds)
         upgrade(sqlalchemy_url(app_db))
         tokens, payloads, callers = asyncio.run(_seed(app_db, clients))
+        checkpoint()
         results: dict[str, dict[str, Any]] = {}
         asyncio.run(_service_load(app_db, callers, payloads, 1.0, hot=False))  # warm-up
         for mode in (

@@ -48,7 +48,15 @@ from bench.http_client import Keepalive
 from bench.http_load import WORKERS
 from bench.measure import services_cpu_ms, services_cpu_seconds, statements, tree_cpu_seconds
 from bench.payers import seed_payer
-from bench.pg import create_database, drop_database, dsn_for, load_reference_schema, pgbench, sqlalchemy_url
+from bench.pg import (
+    checkpoint,
+    create_database,
+    drop_database,
+    dsn_for,
+    load_reference_schema,
+    pgbench,
+    sqlalchemy_url,
+)
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
 
@@ -238,6 +246,7 @@ def _one(clients: int, seconds: int) -> dict[str, Any]:
         baseline = pgbench(reference, "one_tap.sql", clients, seconds)
         upgrade(sqlalchemy_url(app_db))
         seeded = asyncio.run(_seed(app_db, groups=max(20_000, 3_000 * seconds)))
+        checkpoint()
         port = _free_port()
         server = _serve(app_db, port)
         base = f"http://127.0.0.1:{port}"
