@@ -47,7 +47,7 @@ typecheck: $(STAMP)
 spec: $(STAMP)
 	$(BIN)/hue spec export
 
-## make bench: transfers (HTTP and service path) vs transfer.sql/hot.sql, one-tap vs one_tap.sql, the 1M-row bill import,
+## make bench: transfers (HTTP, their own SQL under pgbench, service path) vs transfer.sql/hot.sql, one-tap vs one_tap.sql, the 1M-row bill import,
 ## results (sign/verify/statistics), 64 QR payers to one merchant vs to 64 merchants vs hot.sql, the 1M-line reconciliation
 bench: $(STAMP)
 	$(BIN)/python -m bench
