@@ -9,7 +9,7 @@ The app side runs against its own fresh, migrated database with 10,000 funded wa
 database's books are checked (postings sum to zero, every balance equals its postings, no wallet below
 zero), so a fast but wrong ledger cannot pass.
 
-App paths (``--paths``, default ``http,service``):
+App paths (``--paths``, default ``http,appsql,service``):
 - ``http``: the real endpoint, ``POST /api/v1/me/wallet/transfers`` on granian (identity level, PIN,
   limits, idempotency key, recipient lookup by phone, inbox notice, one posting), one payer per client
   (``bench/http_load.py``). In ``hot`` every payer sends to ONE citizen's wallet: a wallet is a locked
@@ -26,8 +26,7 @@ At the end, for each client count, ``http / appsql`` (the share of its own SQL's
 what Python costs) and ``appsql / baseline`` (the share of the raw-SQL baseline the product's required SQL
 work keeps: idempotency claim and row, usage limits, the posting, the notification).
 
-Options: ``--seconds``, ``--clients 1,16,64``, ``--runs N`` (medians), ``--paths`` (default
-``http,appsql,service``), ``--keep``.
+Options: ``--seconds``, ``--clients 1,16,64``, ``--runs N`` (medians), ``--paths``, ``--keep``.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ from pathlib import Path
 from bench import app_sql
 from bench.http_load import run_load, start_server
 from bench.http_load import seed as seed_http
+from bench.measure import CORES, cpu_bound
 from bench.pg import (
     SHARED_BENCH,
     checkpoint,
@@ -62,7 +62,6 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", os.environ.get("TEST_REDIS_URL", "
 HTTP_PORT = int(os.environ.get("BENCH_HTTP_PORT", "18431"))
 
 BASELINE = {"transfer": "transfer.sql", "hot": "hot.sql"}
-CORES = os.cpu_count() or 2
 
 
 @dataclass
@@ -244,7 +243,7 @@ def main() -> None:
         server_cpu = cell.median(cell.server_cpu) if cell.server_cpu else float("nan")
         stmts = cell.median(cell.statements) if cell.statements else float("nan")
         db_cpu, redis_cpu = cell.median(cell.db_cpu), cell.median(cell.redis_cpu)
-        bound = CORES * 1000 / (cpu + server_cpu + db_cpu + redis_cpu)
+        bound = cpu_bound(cpu, server_cpu, db_cpu, redis_cpu)
         print(
             f"{scenario:9s} {path:8s} {n:7d} {rate:8.0f} {p50:7.1f} {p99:7.1f}"
             f" {cpu:7.2f} {server_cpu:7.2f} {db_cpu:7.2f} {redis_cpu:6.2f} {bound:6.0f} {stmts:6.1f}"

@@ -20,18 +20,21 @@ as scalar subqueries of the same helper tables. Both add index lookups on 65-row
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import tempfile
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
+import asyncpg
+
+from app.core.db import utcnow
+from app.wallet.limits import _buckets as limit_buckets
+from app.wallet.transfer_pg import _CONTEXT, _TRANSFER
+from bench.http_load import PAYERS, RECEIVERS
 from bench.pg import PgbenchResult, dsn_for, pgbench_file
 
 __all__ = ["prepare", "run"]
-
-_VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 _TABLES = """
 DROP TABLE IF EXISTS bench_payers, bench_receivers;
@@ -86,19 +89,15 @@ $fn$;
 """
 
 
-def _buckets(now: datetime) -> str:
-    day, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
-    names = [f"d:{day}:_all", f"d:{day}:transfer", f"m:{month}:_cap", f"m:{month}:transfer"]
-    return "ARRAY[" + ", ".join(f"'{name}'" for name in sorted(names)) + "]"
+def _buckets() -> str:
+    """Today's usage buckets of a transfer, named by the limits module, in the order the app passes them."""
+    names = sorted(name for name in limit_buckets(utcnow(), "transfer", False) if name is not None)
+    return "ARRAY[" + ", ".join(f"'{name}'" for name in names) + "]"
 
 
 def prepare(database: str, people_file: Path) -> None:
-    """The helper tables (payers 1..64 by the HTTP bench's order, receivers 1..64 and the hot one as 0)
-    and the arguments' function, in the app's benchmark database."""
-    import asyncio
-
-    import asyncpg
-
+    """The helper tables (payers 1..PAYERS by the HTTP bench's order, receivers 1..RECEIVERS and the hot
+    one as 0) and the arguments' function, in the app's benchmark database."""
     people = json.loads(people_file.read_text())
     receivers = [people["hot"], *people["receivers"]]
 
@@ -106,7 +105,7 @@ def prepare(database: str, people_file: Path) -> None:
         conn = await asyncpg.connect(dsn_for(database))
         try:
             await conn.execute(_TABLES)
-            await conn.execute(_ARGS % {"buckets": _buckets(datetime.now(_VN))})
+            await conn.execute(_ARGS % {"buckets": _buckets()})
             await conn.execute(_FILL_PAYERS, [p["phone"] for p in people["payers"]])
             await conn.execute(_FILL_RECEIVERS, receivers)
         finally:
@@ -116,8 +115,6 @@ def prepare(database: str, people_file: Path) -> None:
 
 
 def _script(scenario: str) -> str:
-    from app.wallet.transfer_pg import _CONTEXT, _TRANSFER
-
     payer = "(SELECT uid FROM bench_payers WHERE n = :p)"
     context = {
         1: f"('user:' || {payer}::text)",
@@ -131,9 +128,9 @@ def _script(scenario: str) -> str:
     call = re.sub(r"\$(\d+)", lambda m: f"a.a{m.group(1)}", _TRANSFER)
     args = " FROM bench_transfer_args(:p, :r, :amt) AS a, wallet_transfer("
     call = call.replace(" FROM wallet_transfer(", args)
-    receiver = "0" if scenario == "hot" else "random(1, 64)"
+    receiver = "0" if scenario == "hot" else f"random(1, {RECEIVERS})"
     return (
-        "\\set p :client_id % 64 + 1\n"
+        f"\\set p :client_id % {PAYERS} + 1\n"
         f"\\set r {receiver}\n"
         "\\set amt random(100, 500)\n"
         f"{' '.join(read.split())};\n"

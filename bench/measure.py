@@ -20,6 +20,12 @@ import os
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 2
+
+
+def cpu_bound(*ms_per_request: float) -> float:
+    """The most requests per second the machine's cores allow when each costs these CPU milliseconds."""
+    return CORES * 1000 / sum(ms_per_request)
 
 
 def _children(pid: int) -> list[int]:

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -43,7 +44,7 @@ from app.wallet import ledger
 from app.wallet import service as wallet_service
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from bench.http_client import Keepalive
-from bench.measure import services_cpu_ms, services_cpu_seconds
+from bench.measure import CORES, cpu_bound, services_cpu_ms, services_cpu_seconds
 from bench.one_tap import _free_port, _serve
 from bench.payers import seed_payer
 from bench.pg import (
@@ -290,10 +291,6 @@ async def _check(database: str) -> dict[str, Any]:
     return {"payments": payments, "ok": payments == entries and unbalanced == 0}
 
 
-CORES = os.cpu_count() or 2
-nan = float("nan")
-
-
 def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     reference = create_database("bench_ref")
@@ -358,8 +355,8 @@ def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
             "refused": sum(x["refused"].values()) + sum(y["refused"].values()),
             "cpu_ms": (x["cpu_ms"] + y["cpu_ms"]) / 2,
             # HTTP rows only: a service load's connections close before its window is read (bench/measure.py)
-            "db_cpu_ms": (x.get("db_cpu_ms", nan) + y.get("db_cpu_ms", nan)) / 2,
-            "redis_cpu_ms": (x.get("redis_cpu_ms", nan) + y.get("redis_cpu_ms", nan)) / 2,
+            "db_cpu_ms": (x.get("db_cpu_ms", math.nan) + y.get("db_cpu_ms", math.nan)) / 2,
+            "redis_cpu_ms": (x.get("redis_cpu_ms", math.nan) + y.get("redis_cpu_ms", math.nan)) / 2,
         }
 
     hot, spread = merged("hot", "hot2"), merged("spread", "spread2")
@@ -378,7 +375,7 @@ def run(clients: int = 64, seconds: int = 8) -> dict[str, Any]:
         ("led spread", led_spread),
         ("led hot", led_hot),
     ):
-        bound = CORES * 1000 / (row["cpu_ms"] + row["db_cpu_ms"] + row["redis_cpu_ms"])
+        bound = cpu_bound(row["cpu_ms"], row["db_cpu_ms"], row["redis_cpu_ms"])
         print(
             f"{name:>10} {row['rate']:>8.0f} {row['p50']:>8.1f} {row['p99']:>8.1f} {row['refused']:>8} "
             f"{row['cpu_ms']:>10.2f} {row['db_cpu_ms']:>6.2f} {row['redis_cpu_ms']:>6.2f} {bound:>6.0f}"

@@ -46,7 +46,14 @@ from app.core.settings import load_settings
 from app.main import create_app
 from bench.http_client import Keepalive
 from bench.http_load import WORKERS
-from bench.measure import services_cpu_ms, services_cpu_seconds, statements, tree_cpu_seconds
+from bench.measure import (
+    CORES,
+    cpu_bound,
+    services_cpu_ms,
+    services_cpu_seconds,
+    statements,
+    tree_cpu_seconds,
+)
 from bench.payers import seed_payer
 from bench.pg import (
     checkpoint,
@@ -304,9 +311,8 @@ def run(clients: list[int], seconds: int = 8, runs: int = 1) -> list[dict[str, A
     print("one_tap (3 bills, HTTP, PostgreSQL)")
     header = ("clients", "pay/s", "p50 ms", "p99 ms", "refused", "pgbench", "ratio", "srv cpu", "db cpu")
     print(" ".join(f"{h:>8}" for h in (*header, "redis", "bound", "stmts")), "books_ok")
-    cores = os.cpu_count() or 2
     for r in rows:
-        bound = cores * 1000 / (r["server_cpu_ms"] + r["db_cpu_ms"] + r["redis_cpu_ms"])
+        bound = cpu_bound(r["server_cpu_ms"], r["db_cpu_ms"], r["redis_cpu_ms"])
         print(
             f"{r['clients']:>8} {r['rate']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['refused']:>8} "
             f"{r['pgbench_tps']:>8.0f} {r['ratio']:>8.2f} {r['server_cpu_ms']:>8.2f} {r['db_cpu_ms']:>8.2f}"
@@ -314,7 +320,7 @@ def run(clients: list[int], seconds: int = 8, runs: int = 1) -> list[dict[str, A
         )
     print(
         "srv cpu: the server's CPU ms per payment (all its processes); db cpu / redis: PostgreSQL's and"
-        f" Redis's; bound: {cores} cores / their sum (the load generator's share left out), the most the"
+        f" Redis's; bound: {CORES} cores / their sum (the load generator's share left out), the most the"
         " machine allows; stmts: database statements per payment"
         f" (/metrics). Load average now {os.getloadavg()[0]:.1f} on 2 shared cores: rates are noisy."
     )
