@@ -11,6 +11,7 @@ Redis fails the run; elsewhere the real-backend tests are skipped and the reason
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -179,6 +180,25 @@ def tokens_without_sessions(request: pytest.FixtureRequest, monkeypatch: pytest.
         request.getfixturevalue("app")  # the app registers identity's check when it is built
     monkeypatch.setattr("app.core.security._session_checks", [])
     monkeypatch.setattr("app.main.register_session_check", lambda _check: None)  # apps built later
+
+
+class Rendezvous:
+    """Holds each arrival until ``parties`` have arrived, or ``timeout`` seconds: patched into a path just
+    inside its critical section, it keeps the first of two concurrent requests there until the second gets
+    there too (or is blocked from it), so that their overlap is forced, not hoped for (DESIGN.md)."""
+
+    def __init__(self, parties: int = 2, timeout: float = 0.5) -> None:
+        self.parties = parties
+        self.timeout = timeout
+        self.arrived = 0
+        self._all_in = asyncio.Event()
+
+    async def arrive(self) -> None:
+        self.arrived += 1
+        if self.arrived >= self.parties:
+            self._all_in.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_in.wait(), timeout=self.timeout)
 
 
 def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:

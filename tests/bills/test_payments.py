@@ -7,7 +7,6 @@ transport), so two requests really overlap and the outbox dispatcher can be driv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import subprocess
 import uuid
@@ -41,7 +40,7 @@ from app.wallet import ledger
 from app.wallet import service as wallet_service
 from app.wallet.ledger import AccountType, Entry, credit, debit
 from app.wallet.models import LedgerEntry
-from tests.conftest import assert_problem
+from tests.conftest import Rendezvous, assert_problem
 from tests.factories import DEFAULT_PIN, UserHandle, make_user
 
 SANDBOX_TODAY = date(2025, 6, 20)
@@ -276,28 +275,17 @@ async def test_two_devices_paying_the_same_bill_at_once(
     # Both requests are held inside their transactions right after the bills are locked (or, on SQLite,
     # after the writer lock is taken): they overlap for sure.
     original = wallet_service.pay_from_wallet
-    arrived = 0
-    both = asyncio.Event()
+    both = Rendezvous(2, timeout=0.5)
 
     async def slow_pay(session: Any, **kwargs: Any) -> Any:
-        nonlocal arrived
-        arrived += 1
-        if arrived >= 2:
-            both.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(both.wait(), timeout=0.5)
+        await both.arrive()
         return await original(session, **kwargs)
 
     monkeypatch.setattr(wallet_service, "pay_from_wallet", slow_pay)
     driver_pay = pay_pg.pay_on_driver
 
     async def slow_driver_pay(*args: Any, **kwargs: Any) -> Any:  # PostgreSQL's path, same hold
-        nonlocal arrived
-        arrived += 1
-        if arrived >= 2:
-            both.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(both.wait(), timeout=0.5)
+        await both.arrive()
         return await driver_pay(*args, **kwargs)
 
     monkeypatch.setattr(pay_pg, "pay_on_driver", slow_driver_pay)

@@ -4,7 +4,6 @@ isolation between merchants, and concurrency (the app in the test's own loop, re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import json
@@ -26,7 +25,7 @@ from app.merchants import pay_pg, service, settlement, vietqr, webhooks
 from app.merchants.models import MerchantOrder, MerchantPayment, MerchantRefund
 from app.wallet import ledger
 from app.wallet import service as wallet_service
-from tests.conftest import assert_problem
+from tests.conftest import Rendezvous, assert_problem
 from tests.factories import UserHandle, make_user
 from tests.merchants.conftest import STORE, World
 from tests.wallet.conftest import assert_books_balance
@@ -530,18 +529,13 @@ async def test_two_refunds_at_once_over_http_never_exceed_what_was_paid(
     assert paid.json()["fee"] == 360  # 0.6 % of 60,000
     pid = paid.json()["id"]
 
-    arrived = answered = 0
-    both_in = asyncio.Event()
+    answered = 0
+    both_in = Rendezvous(2, timeout=HOLD)
     unanswered_at_release: list[int] = []
     refund_to_wallet = wallet_service.refund_to_wallet
 
     async def held_refund(session: Any, **kwargs: Any) -> Any:
-        nonlocal arrived
-        arrived += 1
-        if arrived >= 2:
-            both_in.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(both_in.wait(), timeout=HOLD)
+        await both_in.arrive()
         unanswered_at_release.append(2 - answered)
         return await refund_to_wallet(session, **kwargs)
 
@@ -572,7 +566,8 @@ async def test_two_refunds_at_once_over_http_never_exceed_what_was_paid(
     assert (winner.json()["fee_returned"], winner.json()["refunded_total"]) == (fee_returned, refunded)
     assert winner.json()["payment_status"] == "partially_refunded"
     assert assert_problem(loser, 422, "refund_exceeds_paid")["refundable"] == left
-    assert arrived == 1  # the loser never reached the posting: it waited and then saw the first refund
+    # the loser never reached the posting: it waited and then saw the first refund
+    assert both_in.arrived == 1
     assert unanswered_at_release == [2]  # and it was in flight, unanswered, all the while the first held
     assert await world.balance(wallet) == 100_000 - 60_000 + refunded
     async with world.db.read() as session:
